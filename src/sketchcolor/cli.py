@@ -1,0 +1,144 @@
+"""Command line: ``sketchcolor colorize | train | info | demo``.
+
+Every failure the user can fix ends in one ``error: ...`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from sketchcolor import __version__
+from sketchcolor.errors import SketchColorError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "default"
+
+
+def _colorize(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from sketchcolor.data.io import save_image
+    from sketchcolor.inference.pipeline import ColorizePipeline
+
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    if not args.weights and not (weights / "config.json").is_file():
+        raise SketchColorError("no --weights given and no shipped default weights found; train with `sketchcolor train` and pass --weights RUN/model")
+    sketch, out = Path(args.sketch), Path(args.output)
+    if not sketch.exists():
+        raise SketchColorError(f"{sketch}: sketch not found")
+    pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
+    reference = pipe.prepare_reference(args.reference)  # read once, fail early on a bad reference
+    del reference
+    if sketch.is_dir():
+        files = sorted(p for p in sketch.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise SketchColorError(f"{sketch}: no images in folder")
+        if out.suffix:
+            raise SketchColorError(f"{out}: for a folder of sketches, -o must be a folder")
+        failed = 0
+        for f in tqdm(files, desc="colorize", unit="img", disable=args.quiet):
+            try:
+                save_image(pipe(f, args.reference, extract_sketch=args.extract_sketch), out / f"{f.stem}.png")
+            except SketchColorError as e:  # one bad file must not stop a folder
+                failed += 1
+                print(f"error: {e}", file=sys.stderr)
+        print(f"colorized {len(files) - failed} of {len(files)} sketches into {out}")
+        return 1 if failed else 0
+    if out.is_dir() or not out.suffix:
+        out = out / f"{sketch.stem}.png"
+    save_image(pipe(sketch, args.reference, extract_sketch=args.extract_sketch), out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from sketchcolor.config import load_config
+
+    cfg = load_config(args.config, args.set)
+    if args.dry_run:
+        print(cfg.to_json())
+        return 0
+    if not args.data or not args.out:
+        raise SketchColorError("train needs --data DIR and --out RUN (or --dry-run)")
+    from sketchcolor.training.loop import fit
+
+    model_dir = fit(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet)
+    print(f"wrote {model_dir}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from sketchcolor.config import load_config
+    from sketchcolor.models.complexity import describe
+
+    cfg = load_config(args.config, args.set)
+    for line in describe(cfg.model):
+        print(line)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sketchcolor.demo import run_demo
+
+    grid = run_demo(Path(args.out), steps=args.steps, progress=not args.quiet)
+    print(f"wrote {grid}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sketchcolor", description="Reference-based sketch colorization (Lee et al., CVPR 2020).")
+    p.add_argument("--version", action="version", version=f"sketchcolor {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("colorize", help="paint a sketch (or a folder of sketches) in a reference's colors")
+    c.add_argument("--sketch", required=True, help="line drawing, or a folder of them")
+    c.add_argument("--reference", required=True, help="color picture whose colors to use")
+    c.add_argument("-o", "--output", required=True, help="output file (.png/.jpg) or folder")
+    c.add_argument("--weights", help="model folder (config.json + model.safetensors); default: shipped weights")
+    c.add_argument("--extract-sketch", action="store_true", help="turn a color/gray picture into line art first (XDoG)")
+    c.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    c.add_argument("-q", "--quiet", action="store_true")
+    c.set_defaults(func=_colorize)
+
+    t = sub.add_parser("train", help="train on a folder of color images (pairs are synthesised)")
+    t.add_argument("--config", required=True, help="YAML recipe, e.g. configs/tiny.yaml")
+    t.add_argument("--data", help="folder of color images (searched recursively)")
+    t.add_argument("--out", help="run folder: checkpoints/, samples/, logs/, model/")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=3 (repeatable)")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    i = sub.add_parser("info", help="parameter counts of G and D and FLOPs of one forward pass")
+    i.add_argument("--config", required=True)
+    i.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    i.set_defaults(func=_info)
+
+    d = sub.add_parser("demo", help="train the tiny recipe on scikit-image's sample photos and colorize")
+    d.add_argument("--out", default="outputs/demo")
+    d.add_argument("--steps", type=int, default=None, help="training steps (default: the tiny recipe's)")
+    d.add_argument("-q", "--quiet", action="store_true")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except SketchColorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: picture grids (and, later, FID and friends)."""

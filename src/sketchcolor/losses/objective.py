@@ -1,0 +1,51 @@
+"""Eq. 11: the weighted sum of the five terms, as named scalars."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sketchcolor.config import LossConfig
+from sketchcolor.losses.adversarial import discriminator_loss, generator_loss
+from sketchcolor.losses.perceptual import VGGFeatures, perceptual_and_style
+from sketchcolor.losses.reconstruction import l1_loss
+from sketchcolor.losses.triplet import triplet_loss
+from sketchcolor.models.generator import ColorizerOutput
+
+
+def generator_terms(
+    out: ColorizerOutput,
+    sketch: torch.Tensor,
+    target: torch.Tensor,
+    correspondence: torch.Tensor,
+    discriminator: nn.Module,
+    cfg: LossConfig,
+    vgg: VGGFeatures | None,
+    gen: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """Unweighted terms that have a non-zero weight, plus ``total`` (Eq. 11).
+
+    Terms with weight 0 are not computed (the VGG forward can cost more than G itself)."""
+    terms: dict[str, torch.Tensor] = {}
+    if cfg.lambda_rec:
+        terms["rec"] = l1_loss(out.image, target)
+    if cfg.lambda_tr:
+        terms["tr"] = triplet_loss(out.query, out.key, correspondence, cfg.triplet_margin, gen, cfg.triplet_negatives)
+    if cfg.lambda_adv:
+        terms["adv"] = generator_loss(discriminator(out.image, sketch), cfg.gan_mode)
+    if cfg.lambda_perc or cfg.lambda_style:
+        if vgg is None:
+            raise ValueError("perceptual/style weights are non-zero but no VGG was given")
+        terms["perc"], terms["style"] = perceptual_and_style(vgg, out.image, target, want_style=bool(cfg.lambda_style))
+    weights = {"rec": cfg.lambda_rec, "tr": cfg.lambda_tr, "adv": cfg.lambda_adv,
+               "perc": cfg.lambda_perc, "style": cfg.lambda_style}
+    terms["total"] = sum(weights[n] * v for n, v in terms.items())  # type: ignore[assignment]
+    return terms
+
+
+def discriminator_terms(
+    real: torch.Tensor, fake: torch.Tensor, sketch: torch.Tensor, discriminator: nn.Module, cfg: LossConfig
+) -> dict[str, torch.Tensor]:
+    """D's loss on real targets and (detached) outputs, both conditioned on the sketch."""
+    loss = discriminator_loss(discriminator(real, sketch), discriminator(fake.detach(), sketch), cfg.gan_mode)
+    return {"d": loss}

@@ -1,0 +1,46 @@
+"""Similarity-based triplet loss (Eq. 6) on SCFT's queries and keys.
+
+    L_tr = max(0, -S(v_q, v_k+) + S(v_q, v_k-) + gamma)
+
+``v_k+`` is the key at the reference position the TPS warp maps the query's sketch position to;
+``v_k-`` a key at a randomly sampled *other* position. S is SCFT's scaled dot product.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def triplet_loss(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    correspondence: torch.Tensor,
+    margin: float,
+    gen: torch.Generator | None = None,
+    num_negatives: int = 1,
+) -> torch.Tensor:
+    """query ``[B, N, d]``, key ``[B, M, d]``, correspondence ``[B, N]`` long (-1 = no positive).
+
+    Returns the mean hinge over valid queries and ``num_negatives`` negatives each; 0 (with a
+    graph) when no query has a positive.
+    """
+    b, n, d = query.shape
+    m = key.shape[1]
+    assert correspondence.shape == (b, n), (tuple(correspondence.shape), (b, n))
+    valid = correspondence >= 0
+    if not bool(valid.any()) or m < 2:
+        return query.sum() * 0.0
+    scale = 1.0 / math.sqrt(d)
+    pos_idx = correspondence.clamp(min=0)  # [B, N]
+    k_pos = torch.gather(key, 1, pos_idx[..., None].expand(b, n, d))
+    s_pos = (query * k_pos).sum(-1) * scale  # [B, N]
+    # Uniform over the m - 1 positions other than the positive: draw in [0, m-1) and skip it.
+    neg = torch.randint(0, m - 1, (b, n, num_negatives), generator=gen, device="cpu").to(query.device)
+    neg = neg + (neg >= pos_idx[..., None]).long()
+    k_neg = torch.gather(key, 1, neg.reshape(b, n * num_negatives, 1).expand(b, n * num_negatives, d))
+    s_neg = (query.repeat_interleave(num_negatives, dim=1) * k_neg).sum(-1).reshape(b, n, num_negatives) * scale
+    hinge = torch.relu(-s_pos[..., None] + s_neg + margin)  # [B, N, K]
+    mask = valid[..., None].expand_as(hinge)
+    return hinge[mask].mean()

@@ -1,0 +1,67 @@
+"""The colorizer G: E_s + E_r -> SCFT -> residual blocks -> U-Net decoder with skips from E_s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sketchcolor.config import ModelConfig
+from sketchcolor.models.blocks import ResBlock, UpBlock
+from sketchcolor.models.encoders import Encoder, concat_levels
+from sketchcolor.models.scft import SCFT
+
+
+@dataclass
+class ColorizerOutput:
+    """image ``[B, 3, H, W]`` in [-1, 1]; attention ``[B, hw, hw_r]``; query ``[B, hw, d]``;
+    key ``[B, hw_r, d]`` (the last three from SCFT)."""
+
+    image: torch.Tensor
+    attention: torch.Tensor
+    query: torch.Tensor
+    key: torch.Tensor
+
+
+class Colorizer(nn.Module):
+    """G(I_s, I_r): sketch ``[B, 1, H, W]`` + reference ``[B, 3, H', W']`` -> ``ColorizerOutput``.
+
+    H and W must be multiples of ``cfg.feature_stride``; the reference may have another size.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        k = cfg.feature_channels
+        self.sketch_encoder = Encoder(1, cfg)
+        self.reference_encoder = Encoder(3, cfg)
+        self.scft = SCFT(k, cfg.attention_dim)
+        width = cfg.bottleneck_channels or k
+        self.bottleneck = nn.Conv2d(k, width, 1) if cfg.bottleneck_channels else nn.Identity()
+        self.res_blocks = nn.Sequential(*[ResBlock(width, cfg.norm) for _ in range(cfg.num_res_blocks)])
+        # One up-block per downsampling layer, deepest first; its skip is the E_s activation just
+        # before that downsampling (the last layer at the finer resolution).
+        self.skip_layers = [d - 2 for d in reversed(cfg.downsample_layers)]  # 0-based indices
+        ups, cin = [], width
+        for idx in self.skip_layers:
+            cskip = cfg.encoder_channels[idx]
+            ups.append(UpBlock(cin, cskip, cfg.norm))
+            cin = cskip
+        self.decoder = nn.ModuleList(ups)
+        self.to_rgb = nn.Conv2d(cin, 3, 3, padding=1)
+
+    def forward(self, sketch: torch.Tensor, reference: torch.Tensor) -> ColorizerOutput:
+        s = self.cfg.feature_stride
+        assert sketch.dim() == 4 and sketch.shape[1] == 1, f"sketch must be [B, 1, H, W], got {tuple(sketch.shape)}"
+        assert reference.dim() == 4 and reference.shape[1] == 3, f"reference must be [B, 3, H, W], got {tuple(reference.shape)}"
+        assert sketch.shape[-1] % s == 0 and sketch.shape[-2] % s == 0, f"sketch size must be a multiple of {s}"
+        feats_s = self.sketch_encoder(sketch)
+        feats_r = self.reference_encoder(reference)
+        scft = self.scft(concat_levels(feats_s), concat_levels(feats_r))
+        x = self.res_blocks(self.bottleneck(scft.fused))
+        for up, idx in zip(self.decoder, self.skip_layers):
+            x = up(x, feats_s[idx])
+        image = torch.tanh(self.to_rgb(x))
+        return ColorizerOutput(image=image, attention=scft.attention, query=scft.query, key=scft.key)

@@ -1,0 +1,62 @@
+"""SCFT: spatially corresponding feature transfer (Eq. 3-5).
+
+    alpha_ij = softmax_j( (W_q v^s_i) . (W_k v^r_j) / sqrt(d) )
+    v*_i     = sum_j alpha_ij W_v v^r_j
+    c_i      = v^s_i + v*_i
+
+Attention runs over *positions* (tokens are the h*w cells, each a k-vector), computed as one
+batched matmul; the attention map, queries and keys are returned for the triplet loss and for
+inspection.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class SCFTOutput:
+    """fused ``[B, k, h, w]``; attention ``[B, hw_s, hw_r]`` (rows sum to 1);
+    query ``[B, hw_s, d]``; key ``[B, hw_r, d]``."""
+
+    fused: torch.Tensor
+    attention: torch.Tensor
+    query: torch.Tensor
+    key: torch.Tensor
+
+
+def to_tokens(v: torch.Tensor) -> torch.Tensor:
+    """``[B, k, h, w]`` -> ``[B, h*w, k]`` (row-major positions). The permute matters: a bare
+    reshape would turn channel slices into tokens."""
+    return v.flatten(2).transpose(1, 2)
+
+
+class SCFT(nn.Module):
+    """Attention from sketch features (queries) to reference features (keys, values)."""
+
+    def __init__(self, channels: int, attention_dim: int | None = None) -> None:
+        super().__init__()
+        d = attention_dim or channels
+        self.query = nn.Linear(channels, d)
+        self.key = nn.Linear(channels, d)
+        self.value = nn.Linear(channels, channels)
+        self.scale = 1.0 / math.sqrt(d)
+
+    def similarity(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """Scaled dot product S used both by the attention and by the triplet loss:
+        ``[B, N, d] x [B, M, d] -> [B, N, M]``."""
+        return torch.bmm(query, key.transpose(1, 2)) * self.scale
+
+    def forward(self, v_s: torch.Tensor, v_r: torch.Tensor) -> SCFTOutput:
+        assert v_s.dim() == 4 and v_r.dim() == 4 and v_s.shape[1] == v_r.shape[1], (tuple(v_s.shape), tuple(v_r.shape))
+        b, k, h, w = v_s.shape
+        ts, tr = to_tokens(v_s), to_tokens(v_r)
+        q, key, val = self.query(ts), self.key(tr), self.value(tr)
+        attn = torch.softmax(self.similarity(q, key), dim=-1)  # scaled *before* the softmax
+        transferred = torch.bmm(attn, val)  # [B, hw_s, k]
+        fused = (ts + transferred).transpose(1, 2).reshape(b, k, h, w)
+        return SCFTOutput(fused=fused, attention=attn, query=q, key=key)
