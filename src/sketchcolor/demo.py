@@ -11,9 +11,8 @@ from pathlib import Path
 import cv2
 
 from sketchcolor.config import load_config
-from sketchcolor.data.io import load_image, save_image
+from sketchcolor.data.io import letterbox, load_image, save_image, to_uint8
 from sketchcolor.data.sources.skimage_samples import write_sample_photos
-from sketchcolor.data.sketch import extract_sketch
 from sketchcolor.evaluation.grids import grid_from_rows
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
@@ -37,10 +36,11 @@ def run_demo(out: Path, steps: int | None = None, progress: bool = True) -> Path
     rows = []
     size = 160
     for sk, ref in pairs:
-        sketch_rgb = load_image(by_name[sk])
-        line = extract_sketch(cv2.resize(sketch_rgb, (size, size), interpolation=cv2.INTER_AREA), cfg.data)
-        colored = pipe(line, by_name[ref])
-        ref_small = cv2.resize(load_image(by_name[ref]), (size, size), interpolation=cv2.INTER_AREA)
+        # The sketch is extracted at the model's size, as in training; shown enlarged.
+        sketch_t, _ = pipe.prepare_sketch(by_name[sk], extract_sketch=True)
+        line = cv2.resize(to_uint8(sketch_t[0]), (size, size), interpolation=cv2.INTER_NEAREST)
+        colored, _ = letterbox(pipe(by_name[sk], by_name[ref], extract_sketch=True), size)
+        ref_small, _ = letterbox(load_image(by_name[ref]), size)
         rows.append([line, ref_small, colored])
     grid = out / "demo_grid.png"
     save_image(grid_from_rows(rows), grid)
