@@ -269,9 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         "malloc_env": {k: os.environ[k] for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
                        if k in os.environ},
         "argv": sys.argv,
+        "loadavg_start": os.getloadavg(),
     }
     print(f"torch {env['torch']} | threads {env['threads']} (interop {env['interop_threads']}) | "
-          f"CPU: {env['cpu']} ({env['cpu_count']} logical cores)")
+          f"CPU: {env['cpu']} ({env['cpu_count']} logical cores) | load average {env['loadavg_start'][0]:.2f}")
     print("malloc env: " + (" ".join(f"{k}={v}" for k, v in env["malloc_env"].items()) or "not set (see hint)"))
 
     log(f"timing torch.mm of two {args.matmul_n}x{args.matmul_n} fp32 matrices")
@@ -281,6 +282,15 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
 
     results = [bench_recipe(pth, args, mm["gflops_best"]) for pth in paths]
+    # The machine may be shared: measure the matmul again and warn when the rate moved.
+    mm_end = bench_matmul(args.matmul_n, max(args.warmup, 2), max(args.repeats, 5))
+    env["loadavg_end"] = os.getloadavg()
+    drift = mm_end["gflops_best"] / mm["gflops_best"] - 1
+    print(f"fp32 matmul again after the recipes: best {mm_end['gflops_best']:.1f} GFLOP/s ({drift:+.0%}); "
+          f"load average {env['loadavg_end'][0]:.2f}")
+    if abs(drift) > 0.15:
+        print("WARNING: the matmul rate changed by more than 15% during the run: other processes were "
+              "probably competing for the cores, so the numbers below are not reliable.")
     print()
     print(table(results, args.batch, args.batch8))
     print()
@@ -288,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
           "FLOPs: torch.utils.flop_counter (train = one full train_step / batch).")
 
     if args.json:
-        out = {"env": env, "matmul": mm, "settings": {k: v for k, v in vars(args).items() if k != "json"},
+        out = {"env": env, "matmul": mm, "matmul_end": mm_end, "settings": {k: v for k, v in vars(args).items() if k != "json"},
                "results": results}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2))

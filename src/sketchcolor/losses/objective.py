@@ -39,7 +39,10 @@ def generator_terms(
         terms["perc"], terms["style"] = perceptual_and_style(vgg, out.image, target, want_style=bool(cfg.lambda_style))
     weights = {"rec": cfg.lambda_rec, "tr": cfg.lambda_tr, "adv": cfg.lambda_adv,
                "perc": cfg.lambda_perc, "style": cfg.lambda_style}
-    terms["total"] = sum(weights[n] * v for n, v in terms.items())  # type: ignore[assignment]
+    total = out.image.new_zeros(())  # a tensor even when every weight is zero
+    for name, value in terms.items():
+        total = total + weights[name] * value
+    terms["total"] = total
     return terms
 
 
