@@ -1,0 +1,1 @@
+"""Data: reading images, synthesising (sketch, reference, target, correspondence) triplets."""

@@ -1,0 +1,126 @@
+"""Image folders and the deterministic stream of training triplets drawn from them.
+
+Listing and decoding live here; synthesis of the triplet is :mod:`sketchcolor.data.pairs`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sketchcolor.config import DataConfig
+from sketchcolor.data.io import letterbox, load_image
+from sketchcolor.data.pairs import make_triplet_from_seed
+from sketchcolor.data.sketch import extract_sketch
+from sketchcolor.errors import ImageError, SketchColorError
+
+log = logging.getLogger(__name__)
+
+
+def list_images(root: str | Path, extensions: tuple[str, ...]) -> list[Path]:
+    """All files under ``root`` (recursively) with an image extension, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SketchColorError(f"{root}: data folder not found")
+    exts = {e.lower() for e in extensions}
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+
+
+def stable_fraction(key: str) -> float:
+    """A number in [0, 1) from a stable hash of ``key`` (same on every machine and run)."""
+    return int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big") / 2**64
+
+
+def split_files(files: list[Path], root: Path, val_fraction: float) -> tuple[list[Path], list[Path]]:
+    """Train/validation split by a stable hash of the path relative to ``root``."""
+    train, val = [], []
+    for f in files:
+        (val if stable_fraction(f.relative_to(root).as_posix()) < val_fraction else train).append(f)
+    return train, val
+
+
+class ImageFolder(Dataset):
+    """Color images of a folder, letterboxed on white to ``size x size``.
+
+    Item: ``(rgb uint8 [size, size, 3], sketch uint8 [size, size])``. Unreadable files are
+    skipped (counted in ``bad_files``) in favour of the next readable one.
+    """
+
+    def __init__(self, files: list[Path], size: int, cfg: DataConfig) -> None:
+        if not files:
+            raise SketchColorError("no training images found (looked for " + ", ".join(cfg.extensions) + ")")
+        self.files = list(files)
+        self.size = size
+        self.cfg = cfg
+        self.bad_files: dict[str, str] = {}
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _decode(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        rgb, _ = letterbox(load_image(self.files[idx]), self.size)
+        return rgb, extract_sketch(rgb, self.cfg)
+
+    def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        for attempt in range(len(self.files)):
+            j = (idx + attempt) % len(self.files)
+            if j in self._cache:
+                return self._cache[j]
+            if str(self.files[j]) in self.bad_files:
+                continue
+            try:
+                item = self._decode(j)
+            except ImageError as e:
+                self.bad_files[str(self.files[j])] = str(e)
+                log.warning("skipping %s", e)
+                continue
+            if self.cfg.cache_images:
+                self._cache[j] = item
+            return item
+        raise SketchColorError("no readable training images: " + "; ".join(list(self.bad_files.values())[:3]))
+
+
+class TripletStream(Dataset):
+    """The g-th training example of a run, for g in ``[start, start + length)``.
+
+    Example g uses image ``perm_e[g mod N]`` with ``e = g div N`` (a fresh permutation per epoch)
+    and a triplet generator seeded by ``(seed, g)``, so any example can be rebuilt from its index
+    alone: a resumed run sees exactly the batches an unbroken run would, with any worker count.
+    Items are dicts of ``sketch [1,H,W]``, ``reference [3,H,W]``, ``target [3,H,W]``,
+    ``correspondence [h*w]``.
+    """
+
+    def __init__(self, images: ImageFolder, grid: tuple[int, int], seed: int, start: int = 0, length: int = 0) -> None:
+        self.images = images
+        self.grid = grid
+        self.seed = seed
+        self.start = start
+        self.length = length
+        self._perm_epoch = -1
+        self._perm: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def image_index(self, g: int) -> int:
+        n = len(self.images)
+        epoch = g // n
+        if epoch != self._perm_epoch:
+            self._perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
+            self._perm_epoch = epoch
+        assert self._perm is not None
+        return int(self._perm[g % n])
+
+    def example(self, g: int) -> dict[str, torch.Tensor]:
+        rgb, sketch = self.images[self.image_index(g)]
+        t = make_triplet_from_seed(rgb, self.seed * 1_000_003 + g, self.images.cfg, self.grid, sketch)
+        return {"sketch": t.sketch, "reference": t.reference, "target": t.target, "correspondence": t.correspondence}
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.example(self.start + i)

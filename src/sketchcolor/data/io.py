@@ -1,0 +1,166 @@
+"""Reading and validating images; uint8 HWC <-> float CHW in [-1, 1].
+
+Every entry point (CLI, pipeline, datasets) reads pictures through :func:`load_image`, so the
+accepted formats and the error messages live in one place.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sketchcolor.errors import ImageError
+
+ImageLike = Union[str, Path, Image.Image, np.ndarray]
+
+# PIL modes we convert ourselves; anything else is refused with a clear message.
+_SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "1", "I;16", "I;16B", "I;16L", "I", "RGBa", "La"}
+
+
+def _to_pil_rgb(img: Image.Image, name: str) -> Image.Image:
+    """Normalise a PIL image of a supported mode to 8-bit RGB (alpha composited on white)."""
+    mode = img.mode
+    if mode not in _SUPPORTED_MODES:
+        raise ImageError(f"{name}: unsupported image mode {mode!r} (use RGB, RGBA, grayscale, palette or 16-bit)")
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        # 16-bit files span 0..65535; mode "I" may hold either range, so scale by its own maximum range.
+        top = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
+        arr8 = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    if mode in ("P", "PA"):
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(source: ImageLike, name: str | None = None) -> np.ndarray:
+    """Read an image into uint8 RGB ``[H, W, 3]``.
+
+    Accepts a path, a PIL image or an array (``[H, W]``, ``[H, W, 1|3|4]``, uint8/uint16/float in
+    [0, 1]). RGBA and palette images are composited on white; grayscale is replicated to RGB;
+    EXIF orientation is applied. Raises :class:`ImageError` with the file name on any failure.
+    """
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source, name or "<array>")
+    if isinstance(source, Image.Image):
+        return np.asarray(_to_pil_rgb(source, name or "<image>"))
+    path = Path(source)
+    label = name or str(path)
+    if not path.is_file():
+        raise ImageError(f"{label}: file not found")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{label}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im = ImageOps.exif_transpose(im)
+                im.load()
+                rgb = _to_pil_rgb(im, label)
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{label}: not a readable image ({type(e).__name__})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{label}: corrupt or truncated image ({e})") from None
+    arr = np.asarray(rgb)
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageError(f"{label}: image has no pixels")
+    return arr
+
+
+def _array_to_rgb(arr: np.ndarray, name: str) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.dtype == np.uint16:
+        arr = (arr.astype(np.float64) / 65535.0 * 255.0).round().astype(np.uint8)
+    elif arr.dtype in (np.float32, np.float64):
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    elif arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype != np.uint8:
+        raise ImageError(f"{name}: unsupported array dtype {arr.dtype}")
+    if arr.ndim == 2:
+        return np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        return np.asarray(_to_pil_rgb(Image.fromarray(arr, mode="RGBA"), name))
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return np.ascontiguousarray(arr)
+    raise ImageError(f"{name}: array of shape {arr.shape} is not an image")
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` -> uint8 ``[H, W]`` luminance (ITU-R 601, as OpenCV)."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 ``[H, W, C]`` or ``[H, W]`` -> float ``[C, H, W]`` in [-1, 1]."""
+    if img.ndim == 2:
+        img = img[..., None]
+    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()
+    return t / 127.5 - 1.0
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """float ``[C, H, W]`` in [-1, 1] -> uint8 ``[H, W, C]`` (``[H, W]`` for one channel)."""
+    arr = ((t.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    return arr[..., 0] if arr.shape[2] == 1 else arr
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where an image of size (height, width) sits inside a square canvas of side ``size``."""
+
+    height: int
+    width: int
+    size: int
+    top: int
+    left: int
+    inner_h: int
+    inner_w: int
+
+
+def letterbox(img: np.ndarray, size: int, fill: int = 255) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio and pad with ``fill`` (white) to ``size x size``."""
+    h, w = img.shape[:2]
+    scale = size / max(h, w)
+    ih, iw = max(1, round(h * scale)), max(1, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(img, (iw, ih), interpolation=interp)
+    if resized.ndim == 2 and img.ndim == 3:
+        resized = resized[..., None]
+    top, left = (size - ih) // 2, (size - iw) // 2
+    canvas = np.full((size, size) + img.shape[2:], fill, dtype=img.dtype)
+    canvas[top : top + ih, left : left + iw] = resized
+    return canvas, Letterbox(h, w, size, top, left, ih, iw)
+
+
+def unletterbox(img: np.ndarray, box: Letterbox) -> np.ndarray:
+    """Crop the padding added by :func:`letterbox` and resize back to the original size."""
+    crop = img[box.top : box.top + box.inner_h, box.left : box.left + box.inner_w]
+    return cv2.resize(crop, (box.width, box.height), interpolation=cv2.INTER_LINEAR)
+
+
+def save_image(img: np.ndarray, path: str | Path) -> None:
+    """Write uint8 ``[H, W]`` or ``[H, W, 3]`` to ``path`` atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{path}: unknown image extension {path.suffix!r}")
+    Image.fromarray(img).save(tmp, format=fmt)
+    tmp.replace(path)

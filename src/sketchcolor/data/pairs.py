@@ -1,0 +1,57 @@
+"""Augmented self-reference: one color image -> (sketch, reference, target, correspondence)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sketchcolor.config import DataConfig
+from sketchcolor.data.appearance import apply_appearance, sample_appearance
+from sketchcolor.data.io import to_tensor
+from sketchcolor.data.sketch import extract_sketch
+from sketchcolor.data.tps import apply_tps, sample_tps, tps_correspondence
+
+
+@dataclass
+class Triplet:
+    """One training example.
+
+    sketch ``[1, H, W]``, reference ``[3, H, W]``, target ``[3, H, W]`` in [-1, 1];
+    correspondence ``[h * w]`` long: for each sketch feature cell, the reference cell it came
+    from (-1 when not visible)."""
+
+    sketch: torch.Tensor
+    reference: torch.Tensor
+    target: torch.Tensor
+    correspondence: torch.Tensor
+
+
+def make_triplet(
+    image: np.ndarray,
+    gen: torch.Generator,
+    cfg: DataConfig,
+    grid: tuple[int, int],
+    sketch: np.ndarray | None = None,
+) -> Triplet:
+    """Build a triplet from uint8 RGB ``image`` ``[H, W, 3]``; deterministic for a given ``gen`` state.
+
+    ``grid`` is the (h, w) of the model's feature grid. ``sketch`` (uint8 ``[H, W]``) is used as
+    is when given (real line art, or a cached extraction); otherwise it is extracted here.
+    """
+    if sketch is None:
+        sketch = extract_sketch(image, cfg)
+    if sketch.shape[:2] != image.shape[:2]:
+        raise ValueError(f"sketch {sketch.shape[:2]} and image {image.shape[:2]} differ in size")
+    target = apply_appearance(to_tensor(image), sample_appearance(gen, cfg.color_shift))  # a(I)
+    params = sample_tps(gen, cfg.tps_grid, cfg.tps_scale)
+    reference = apply_tps(target, params)  # s(a(I))
+    corr = tps_correspondence(params, grid[0], grid[1], cfg.correspondence_tolerance)
+    return Triplet(to_tensor(sketch), reference, target, corr)
+
+
+def make_triplet_from_seed(image: np.ndarray, seed: int, cfg: DataConfig, grid: tuple[int, int],
+                           sketch: np.ndarray | None = None) -> Triplet:
+    """:func:`make_triplet` with a fresh generator seeded by ``seed``."""
+    return make_triplet(image, torch.Generator().manual_seed(seed), cfg, grid, sketch)

@@ -1,0 +1,1 @@
+"""Real data that installs offline (no downloads at run time)."""

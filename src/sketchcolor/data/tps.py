@@ -1,0 +1,87 @@
+"""The spatial transform s(): a thin-plate-spline warp and the dense correspondence it implies.
+
+The warp itself is kornia's TPS. What kornia does not give is the correspondence the training
+needs: for every cell of the feature grid of the *sketch*, which cell of the *reference* shows the
+same content. We compute it by inverting the warp numerically on a dense grid (nearest neighbour),
+which is exact up to the grid spacing and marks content that was pushed out of view as invalid.
+
+Coordinates are kornia's normalised ``grid_sample`` frame with ``align_corners=False``, ``(x, y)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from kornia.geometry.transform import get_tps_transform, warp_image_tps, warp_points_tps
+
+
+@dataclass(frozen=True)
+class TPSParams:
+    """Control points: content at ``src[k]`` in the target moves to ``dst[k]`` in the reference.
+
+    ``src``, ``dst``: ``[K, 2]`` normalised (x, y)."""
+
+    src: torch.Tensor
+    dst: torch.Tensor
+
+    def solve(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Kernel centers ``[1, K, 2]``, kernel weights ``[1, K, 2]``, affine ``[1, 3, 2]`` of the map
+        reference position -> target position (the direction ``grid_sample`` needs)."""
+        src, dst = self.src[None], self.dst[None]
+        kernel_w, affine_w = get_tps_transform(dst, src)
+        return src, kernel_w, affine_w
+
+
+def sample_tps(gen: torch.Generator, grid: int, scale: float) -> TPSParams:
+    """A ``grid x grid`` lattice over the image, each point moved by up to ``scale`` per axis."""
+    lin = torch.linspace(-1.0, 1.0, grid)
+    ys, xs = torch.meshgrid(lin, lin, indexing="ij")
+    src = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)
+    offsets = (torch.rand(src.shape, generator=gen) * 2.0 - 1.0) * scale
+    return TPSParams(src=src, dst=src + offsets)
+
+
+def identity_tps(grid: int = 3) -> TPSParams:
+    """A TPS with zero displacement."""
+    lin = torch.linspace(-1.0, 1.0, grid)
+    ys, xs = torch.meshgrid(lin, lin, indexing="ij")
+    src = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)
+    return TPSParams(src=src, dst=src.clone())
+
+
+def apply_tps(image: torch.Tensor, params: TPSParams, fill: float = 1.0) -> torch.Tensor:
+    """Warp ``image`` ``[C, H, W]`` in [-1, 1]; areas with no source are ``fill`` (white paper)."""
+    centers, kernel_w, affine_w = params.solve()
+    # grid_sample pads with zeros; shifting by ``fill`` first makes the padding come out as ``fill``.
+    warped = warp_image_tps((image - fill)[None], centers, kernel_w, affine_w, align_corners=False)
+    return warped[0] + fill
+
+
+def cell_centers(h: int, w: int) -> torch.Tensor:
+    """Normalised (x, y) centers of an ``h x w`` grid of cells, row-major: ``[h * w, 2]``."""
+    ys = (torch.arange(h, dtype=torch.float32) * 2 + 1) / h - 1
+    xs = (torch.arange(w, dtype=torch.float32) * 2 + 1) / w - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+
+
+def tps_correspondence(params: TPSParams, h: int, w: int, tolerance: float = 0.75, density: int = 8) -> torch.Tensor:
+    """For each sketch cell of an ``h x w`` grid, the reference cell showing the same content.
+
+    Returns a long tensor ``[h * w]`` of row-major reference cell indices, ``-1`` where the
+    content of that sketch cell is not visible in the reference (warped out of view), judged by
+    ``tolerance`` in cells. ``density`` samples per cell side set the accuracy of the inversion.
+    """
+    centers, kernel_w, affine_w = params.solve()
+    probes = cell_centers(h * density, w * density)  # dense reference positions
+    landed = warp_points_tps(probes[None], centers, kernel_w, affine_w)[0]  # -> target positions
+    queries = cell_centers(h, w)
+    # Distances in cell units so the tolerance does not depend on the grid size.
+    scale = torch.tensor([w / 2.0, h / 2.0])
+    d = torch.cdist(queries * scale, landed * scale)  # [hw, (h d)(w d)]
+    best, idx = d.min(dim=1)
+    py, px = idx // (w * density), idx % (w * density)
+    ref_cell = (py // density) * w + (px // density)
+    ref_cell[best > tolerance] = -1
+    return ref_cell
