@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -c constraints.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench data clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_PAD_=1073741824 $(BIN)/python bench/bench_speed.py
+
+# Real drawings for training (issue 5): OpenMoji from npm, Open Clip Art from Debian, rendered offline.
+DATA ?= data/drawings
+data: $(STAMP)
+	test -d .cache/npm/node_modules/openmoji || npm install --prefix .cache/npm --no-audit --no-fund openmoji@17.0.0
+	test -d /usr/share/openclipart/svg || apt-get install -y openclipart-svg || sudo apt-get install -y openclipart-svg
+	$(BIN)/sketchcolor prepare-data openmoji --out $(DATA)
+	$(BIN)/sketchcolor prepare-data openclipart --out $(DATA)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

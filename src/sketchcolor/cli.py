@@ -88,6 +88,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_data(args: argparse.Namespace) -> int:
+    from sketchcolor.data.sources.prepare import prepare
+
+    summary = prepare(args.source, args.out, size=args.size, src=args.source_dir, limit=args.limit,
+                      workers=args.workers, progress=not args.quiet)
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
+    splits = ", ".join(f"{k} {v}" for k, v in sorted(summary["splits"].items()))
+    print(f"{args.source}: wrote {summary['written']} images of {summary['drawings']} drawings into {args.out} "
+          f"({splits}); files: {outcomes}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sketchcolor", description="Reference-based sketch colorization (Lee et al., CVPR 2020).")
     p.add_argument("--version", action="version", version=f"sketchcolor {__version__}")
@@ -118,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--config", required=True)
     i.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     i.set_defaults(func=_info)
+
+    pd = sub.add_parser("prepare-data", help="render a drawing collection (or copy a folder) to PNG + manifest, offline")
+    pd.add_argument("source", choices=["openmoji", "openclipart", "folder"])
+    pd.add_argument("--out", required=True, help="data folder (several sources can share one)")
+    pd.add_argument("--size", type=int, default=256, help="longer side of the written images (px)")
+    pd.add_argument("--source-dir", help="where the source lies (default: node_modules/openmoji, /usr/share/openclipart/svg)")
+    pd.add_argument("--limit", type=int, help="only the first N files (for a quick look)")
+    pd.add_argument("--workers", type=int, help="parallel processes (default: up to 4)")
+    pd.add_argument("-q", "--quiet", action="store_true")
+    pd.set_defaults(func=_prepare_data)
 
     d = sub.add_parser("demo", help="train the tiny recipe on scikit-image's sample photos and colorize")
     d.add_argument("--out", default="outputs/demo")

@@ -88,6 +88,11 @@ class DataConfig:
     # Reference positions whose warped content lies farther than this many feature cells from
     # any sketch position are marked invalid (-1) in the correspondence.
     correspondence_tolerance: float = 0.75
+    # How often each kind of sketch is used when a picture offers several: the artist's own line
+    # art (OpenMoji), XDoG, HED edges. Normalised over the kinds a picture has.
+    line_art_weight: float = 0.5
+    xdog_weight: float = 0.3
+    hed_weight: float = 0.2
     extensions: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
     num_workers: int = 0
     cache_images: bool = True
@@ -132,6 +137,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     # Share of the images held out (by a stable hash of the file name) for validation L1.
     val_fraction: float = 0.0
+    # Held-out triplets scored (validation L1) at every log step; keeps logging cheap.
+    val_max_images: int = 64
     threads: int = 0  # torch intra-op threads; 0 = torch's default
 
 

@@ -80,10 +80,25 @@ def test_stable_fraction_is_a_fixed_hash():
 def test_image_folder_items(sample_photos):
     ds = ImageFolder(sample_photos[:3], SIZE, DataConfig())
     assert len(ds) == 3
-    rgb, sketch = ds[1]
+    rgb, sketches = ds[1]
     assert rgb.shape == (SIZE, SIZE, 3) and rgb.dtype == np.uint8
-    assert sketch.shape == (SIZE, SIZE) and sketch.dtype == np.uint8
+    assert set(sketches) == {"xdog"}  # a plain folder has no aligned line art
+    assert sketches["xdog"].shape == (SIZE, SIZE) and sketches["xdog"].dtype == np.uint8
     assert ds[1][0] is rgb  # cached
+
+
+def test_aligned_line_art_is_offered_and_picked(tmp_path, sample_photos):
+    from sketchcolor.data.datasets import pick_sketch
+
+    line = tmp_path / "line.png"
+    Image.fromarray(np.full((20, 30), 255, np.uint8)).save(line)
+    ds = ImageFolder(sample_photos[:1], SIZE, DataConfig(), [{"line_art": line}])
+    _, sketches = ds[0]
+    assert set(sketches) == {"xdog", "line_art"} and sketches["line_art"].shape == (SIZE, SIZE)
+    only_art = DataConfig(line_art_weight=1.0, xdog_weight=0.0, hed_weight=0.0)
+    assert pick_sketch(sketches, only_art, torch.Generator().manual_seed(0)) is sketches["line_art"]
+    picks = {id(pick_sketch(sketches, DataConfig(), torch.Generator().manual_seed(s))) for s in range(40)}
+    assert picks == {id(sketches["line_art"]), id(sketches["xdog"])}  # both kinds get used
 
 
 def test_image_folder_skips_corrupt_file(tmp_path, sample_photos):
@@ -93,7 +108,7 @@ def test_image_folder_skips_corrupt_file(tmp_path, sample_photos):
     files = list_images(tmp_path, DataConfig().extensions)
     assert files[0] == bad
     ds = ImageFolder(files, SIZE, DataConfig())
-    rgb, sketch = ds[0]  # the corrupt file is skipped in favour of the next one
+    rgb, _ = ds[0]  # the corrupt file is skipped in favour of the next one
     assert str(bad) in ds.bad_files
     assert "0_corrupt.png" in ds.bad_files[str(bad)]
     expected, _ = ds[1]

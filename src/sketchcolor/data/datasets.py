@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import Dataset
 
 from sketchcolor.config import DataConfig
-from sketchcolor.data.io import letterbox, load_image
-from sketchcolor.data.pairs import make_triplet_from_seed
+from sketchcolor.data.io import letterbox, load_image, to_gray
+from sketchcolor.data.pairs import make_triplet
 from sketchcolor.data.sketch import extract_sketch
 from sketchcolor.errors import ImageError, SketchColorError
 
@@ -44,30 +44,42 @@ def split_files(files: list[Path], root: Path, val_fraction: float) -> tuple[lis
     return train, val
 
 
-class ImageFolder(Dataset):
-    """Color images of a folder, letterboxed on white to ``size x size``.
+SKETCH_KINDS = ("line_art", "xdog", "hed")
 
-    Item: ``(rgb uint8 [size, size, 3], sketch uint8 [size, size])``. Unreadable files are
-    skipped (counted in ``bad_files``) in favour of the next readable one.
+
+class ImageFolder(Dataset):
+    """Color pictures letterboxed on white to ``size x size``, each with its available sketches.
+
+    Item: ``(rgb uint8 [size, size, 3], {kind: sketch uint8 [size, size]})`` with kinds from
+    :data:`SKETCH_KINDS`: XDoG always; ``line_art`` and ``hed`` when a file for them is given
+    (aligned with the picture). Unreadable files are skipped (counted in ``bad_files``) in
+    favour of the next readable one.
     """
 
-    def __init__(self, files: list[Path], size: int, cfg: DataConfig) -> None:
+    def __init__(self, files: list[Path], size: int, cfg: DataConfig,
+                 sketch_files: list[dict[str, Path]] | None = None) -> None:
         if not files:
             raise SketchColorError("no training images found (looked for " + ", ".join(cfg.extensions) + ")")
         self.files = list(files)
+        self.sketch_files = sketch_files or [{} for _ in files]
+        if len(self.sketch_files) != len(self.files):
+            raise ValueError("one sketch dict per image file is needed")
         self.size = size
         self.cfg = cfg
         self.bad_files: dict[str, str] = {}
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def _decode(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+    def _decode(self, idx: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         rgb, _ = letterbox(load_image(self.files[idx]), self.size)
-        return rgb, extract_sketch(rgb, self.cfg)
+        sketches = {"xdog": extract_sketch(rgb, self.cfg, force=True)}
+        for kind, path in self.sketch_files[idx].items():
+            sketches[kind] = to_gray(letterbox(load_image(path), self.size)[0])
+        return rgb, sketches
 
-    def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, idx: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         for attempt in range(len(self.files)):
             j = (idx + attempt) % len(self.files)
             if j in self._cache:
@@ -84,6 +96,39 @@ class ImageFolder(Dataset):
                 self._cache[j] = item
             return item
         raise SketchColorError("no readable training images: " + "; ".join(list(self.bad_files.values())[:3]))
+
+
+def open_images(data_dir: str | Path, size: int, cfg: DataConfig, split: str, val_fraction: float = 0.0) -> ImageFolder:
+    """The pictures of one split of ``data_dir``.
+
+    A folder made by ``sketchcolor prepare-data`` (with ``manifest.csv``) uses the manifest's
+    split and its aligned sketches; any other folder of images is split by a stable hash of each
+    file's path (``val_fraction`` to validation, no test split).
+    """
+    from sketchcolor.data.sources.manifest import MANIFEST, read_manifest
+
+    root = Path(data_dir)
+    if (root / MANIFEST).is_file():
+        rows = [r for r in read_manifest(root) if r.split == split]
+        if not rows:
+            raise SketchColorError(f"{root / MANIFEST}: no pictures in split {split!r}")
+        sketches = [{k: root / getattr(r, attr) for k, attr in (("line_art", "sketch"), ("hed", "hed")) if getattr(r, attr)}
+                    for r in rows]
+        return ImageFolder([root / r.image for r in rows], size, cfg, sketches)
+    train, val = split_files(list_images(root, cfg.extensions), root, val_fraction)
+    if split == "train":
+        return ImageFolder(train, size, cfg)
+    if split == "val":
+        return ImageFolder(val, size, cfg)
+    raise SketchColorError(f"{root}: a plain image folder has no {split!r} split (prepare it with `sketchcolor prepare-data folder`)")
+
+
+def pick_sketch(sketches: dict[str, np.ndarray], cfg: DataConfig, gen: torch.Generator) -> np.ndarray:
+    """Choose one of a picture's sketches with the configured weights (normalised over those present)."""
+    weights = {"line_art": cfg.line_art_weight, "xdog": cfg.xdog_weight, "hed": cfg.hed_weight}
+    kinds = [k for k in SKETCH_KINDS if k in sketches and weights[k] > 0] or ["xdog"]
+    w = torch.tensor([weights[k] for k in kinds], dtype=torch.float64)
+    return sketches[kinds[int(torch.multinomial(w, 1, generator=gen))]]
 
 
 class TripletStream(Dataset):
@@ -118,8 +163,10 @@ class TripletStream(Dataset):
         return int(self._perm[g % n])
 
     def example(self, g: int) -> dict[str, torch.Tensor]:
-        rgb, sketch = self.images[self.image_index(g)]
-        t = make_triplet_from_seed(rgb, self.seed * 1_000_003 + g, self.images.cfg, self.grid, sketch)
+        rgb, sketches = self.images[self.image_index(g)]
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + g)
+        sketch = pick_sketch(sketches, self.images.cfg, gen)
+        t = make_triplet(rgb, gen, self.images.cfg, self.grid, sketch)
         return {"sketch": t.sketch, "reference": t.reference, "target": t.target, "correspondence": t.correspondence}
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:

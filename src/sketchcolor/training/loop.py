@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from sketchcolor.config import Config
-from sketchcolor.data.datasets import ImageFolder, TripletStream, list_images, split_files
+from sketchcolor.data.datasets import TripletStream, open_images
+from sketchcolor.data.sources.manifest import manifest_hash
 from sketchcolor.data.io import save_image
 from sketchcolor.errors import CheckpointError, SketchColorError
 from sketchcolor.evaluation.grids import tensor_grid
@@ -91,9 +92,13 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
     if vgg is not None:
         vgg = vgg.to(device)
 
-    files = list_images(data_dir, cfg.data.extensions)
-    train_files, val_files = split_files(files, data_dir, tc.val_fraction)
-    images = ImageFolder(train_files, cfg.model.image_size, cfg.data)
+    images = open_images(data_dir, cfg.model.image_size, cfg.data, "train", tc.val_fraction)
+    val_images = None
+    if tc.val_fraction > 0 or (data_dir / "manifest.csv").is_file():
+        try:
+            val_images = open_images(data_dir, cfg.model.image_size, cfg.data, "val", tc.val_fraction)
+        except SketchColorError:
+            val_images = None
     grid = (cfg.model.image_size // cfg.model.feature_stride,) * 2
 
     torch.manual_seed(tc.seed)
@@ -125,13 +130,15 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(cfg.to_json())
-    meta_base = {"recipe": cfg.name, "data": str(data_dir), "train_images": len(train_files),
+    meta_base = {"recipe": cfg.name, "data": str(data_dir), "train_images": len(images),
+                 "data_manifest_sha256": manifest_hash(data_dir) if (data_dir / "manifest.csv").is_file() else None,
                  "git_commit": _git_commit(), "hardware": f"{platform.machine()} {device.type}"
                  + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f", {torch.get_num_threads()} threads")}
 
     val_batches: list[dict[str, torch.Tensor]] = []
-    if val_files:
-        val_stream = TripletStream(ImageFolder(val_files, cfg.model.image_size, cfg.data), grid, seed=tc.seed + 1, length=len(val_files))
+    if val_images is not None:
+        n_val = min(len(val_images), tc.val_max_images)
+        val_stream = TripletStream(val_images, grid, seed=tc.seed + 1, length=n_val)
         val_batches = list(DataLoader(val_stream, batch_size=tc.batch_size))
 
     stream = TripletStream(images, grid, tc.seed, start=start * tc.batch_size, length=max(0, tc.steps - start) * tc.batch_size)

@@ -1,0 +1,144 @@
+"""``sketchcolor prepare-data``: render/copy a source to PNG on white plus a manifest, offline.
+
+Layout of the output folder::
+
+    images/<source>/<id>.png      color drawing on white, longer side ``size`` px
+    sketches/<source>/<id>.png    aligned line art (OpenMoji only)
+    manifest.csv                  id, base_id, source, split, license, attribution, title, paths
+
+Running it for several sources into one folder merges their rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from sketchcolor.data.io import load_image, save_image
+from sketchcolor.data.sources import openclipart, openmoji
+from sketchcolor.data.sources.manifest import MANIFEST, Row, read_manifest, split_for, write_manifest
+from sketchcolor.data.sources.render import render_svg
+from sketchcolor.errors import ImageError, SketchColorError
+
+log = logging.getLogger(__name__)
+RASTER_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+def _fit(rgb: np.ndarray, size: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    if abs(scale - 1) < 1e-9:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+# Workers return (row or None, outcome); outcomes are counted in the summary.
+def _do_emoji(args: tuple[openmoji.Emoji, Path, int]) -> tuple[Row | None, str]:
+    e, out, size = args
+    rel_img, rel_sk = f"images/openmoji/{e.hexcode}.png", f"sketches/openmoji/{e.hexcode}.png"
+    try:
+        if not (out / rel_img).is_file() or not (out / rel_sk).is_file():
+            save_image(render_svg(e.color_svg, size), out / rel_img)
+            save_image(cv2.cvtColor(render_svg(e.line_svg, size), cv2.COLOR_RGB2GRAY), out / rel_sk)
+    except ImageError as err:
+        return None, f"broken: {err}"
+    return Row(id=f"openmoji-{e.hexcode}", base_id=e.base_id, source="openmoji", split=split_for("openmoji", e.base_id),
+               license=openmoji.LICENSE, attribution=f"OpenMoji (openmoji.org) by {e.author}, {openmoji.LICENSE}",
+               title=e.title, image=rel_img, sketch=rel_sk), "ok"
+
+
+def _do_clipart(args: tuple[openclipart.ClipArt, Path, int, int]) -> tuple[Row | None, str]:
+    c, out, size, max_bytes = args
+    rel_img = f"images/openclipart/{c.id}.png"
+    try:
+        if c.path.stat().st_size > max_bytes:
+            return None, "too large"
+        if (out / rel_img).is_file():
+            rgb = None
+        else:
+            rgb = render_svg(c.path, size)
+            if not openclipart.is_colored(rgb):
+                return None, "not colored"
+            save_image(rgb, out / rel_img)
+        title, creator = openclipart.svg_metadata(c.path)
+    except (ImageError, OSError) as err:
+        return None, f"broken: {err}"
+    base = c.id
+    attribution = f"Open Clip Art Library{f' by {creator}' if creator else ''}, public domain"
+    return Row(id=f"openclipart-{c.id}", base_id=base, source="openclipart", split=split_for("openclipart", base),
+               license=openclipart.LICENSE, attribution=attribution, title=title or c.path.stem, image=rel_img), "ok"
+
+
+def _do_raster(args: tuple[Path, Path, Path, int]) -> tuple[Row | None, str]:
+    path, root, out, size = args
+    rel = path.relative_to(root)
+    ident = "-".join(rel.with_suffix("").parts)
+    rel_img = f"images/folder/{ident}.png"
+    try:
+        if not (out / rel_img).is_file():
+            save_image(_fit(load_image(path), size), out / rel_img)
+    except ImageError as err:
+        return None, f"broken: {err}"
+    return Row(id=f"folder-{ident}", base_id=rel.with_suffix("").as_posix(), source="folder",
+               split=split_for("folder", rel.with_suffix("").as_posix()), license="as given by the folder's owner",
+               attribution=str(root), title=path.stem, image=rel_img), "ok"
+
+
+def _run(fn: Callable, jobs: list, workers: int, desc: str, progress: bool) -> tuple[list[Row], Counter]:
+    rows, outcomes = [], Counter()
+    bar = tqdm(total=len(jobs), desc=desc, unit="file", disable=not progress, dynamic_ncols=True)
+    results: Iterable
+    if workers > 1:
+        pool = ProcessPoolExecutor(max_workers=workers)
+        results = pool.map(fn, jobs, chunksize=16)
+    else:
+        pool, results = None, map(fn, jobs)
+    try:
+        for row, outcome in results:
+            kind = outcome.split(":")[0]
+            outcomes[kind] += 1
+            if kind == "broken":
+                log.debug("skipped %s", outcome[8:])
+            if row is not None:
+                rows.append(row)
+            bar.update(1)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown()
+    return rows, outcomes
+
+
+def prepare(source: str, out: str | Path, size: int = 256, src: str | Path | None = None, limit: int | None = None,
+            workers: int | None = None, max_bytes: int = 3_000_000, progress: bool = True) -> dict[str, object]:
+    """Prepare one source into ``out``; returns a summary (counts per split and per outcome)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    if source == "openmoji":
+        items = openmoji.list_emojis(openmoji.find_openmoji(src))[:limit]
+        rows, outcomes = _run(_do_emoji, [(e, out, size) for e in items], workers, "openmoji", progress)
+    elif source == "openclipart":
+        items = openclipart.list_clipart(openclipart.find_openclipart(src))[:limit]
+        rows, outcomes = _run(_do_clipart, [(c, out, size, max_bytes) for c in items], workers, "openclipart", progress)
+    elif source == "folder":
+        if src is None or not Path(src).is_dir():
+            raise SketchColorError(f"{src}: prepare-data folder needs --source DIR with images")
+        root = Path(src)
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_EXTS)[:limit]
+        rows, outcomes = _run(_do_raster, [(p, root, out, size) for p in files], workers, "folder", progress)
+    else:
+        raise SketchColorError(f"unknown source {source!r} (openmoji, openclipart or folder)")
+    keep = [r for r in read_manifest(out) if r.source != source] if (out / MANIFEST).is_file() else []
+    write_manifest(out, keep + rows)
+    return {"source": source, "written": len(rows), "outcomes": dict(outcomes),
+            "splits": dict(Counter(r.split for r in rows)), "drawings": len({r.base_id for r in rows})}

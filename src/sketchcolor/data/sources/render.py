@@ -1,0 +1,82 @@
+"""Rendering SVG drawings on white, offline, with resvg (a self-contained wheel)."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from sketchcolor.data.io import letterbox, load_image
+from sketchcolor.errors import ImageError, SketchColorError
+
+
+def render_svg(path: Path, size: int) -> np.ndarray:
+    """Render ``path`` so that its longer side is ``size`` px, on white: uint8 ``[H, W, 3]``.
+
+    SVGs without width/height fall back to their viewBox (resvg does this itself); files resvg
+    cannot parse raise :class:`ImageError`.
+    """
+    try:
+        import resvg_py
+    except ImportError:
+        raise SketchColorError("rendering SVG needs resvg-py: pip install resvg-py==0.5.0") from None
+    def render(svg: str | None = None, **kw: float) -> np.ndarray:
+        source = {"svg_string": svg} if svg is not None else {"svg_path": str(path)}
+        png = resvg_py.svg_to_bytes(background="#ffffff", skip_system_fonts=True, **source, **kw)
+        with Image.open(io.BytesIO(bytes(png))) as im:
+            return load_image(im, str(path))
+
+    try:
+        try:
+            natural, svg = render(), None  # natural size first, then zoom to ``size`` (no blur, no distortion)
+        except ValueError as e:
+            if "size" not in str(e):
+                raise
+            svg = _big_canvas(path)  # about a third of clip art has a size resvg rejects and no viewBox
+            natural = _crop_to_content(render(svg))
+        h, w = natural.shape[:2]
+        if h < 2 or w < 2:
+            raise ImageError(f"{path}: SVG renders to {w}x{h} px")
+        rgb = render(svg, zoom=size / max(h, w)) if svg is None else natural
+    except (ValueError, TypeError, RuntimeError, OSError) as e:
+        msg = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise ImageError(f"{path}: cannot render SVG ({msg})") from None
+    h, w = rgb.shape[:2]
+    if max(h, w) != size:  # zoom rounds; make the longer side exact
+        scale = size / max(h, w)
+        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return rgb
+
+
+_SVG_TAG = re.compile(r"<svg\b[^>]*>", re.S)
+
+
+def _big_canvas(path: Path, side: int = 1280) -> str:
+    """The SVG with its root width/height replaced by a large pixel canvas (content keeps its
+    user-unit coordinates); the caller crops the render to the drawn area."""
+    text = path.read_bytes().decode("utf-8", "replace")
+    m = _SVG_TAG.search(text)
+    if m is None:
+        raise ValueError("no <svg> element")
+    tag = re.sub(r"\s(width|height)\s*=\s*(\"[^\"]*\"|'[^']*')", "", m.group(0))
+    tag = tag[:-1].rstrip("/") + f' width="{side}" height="{side}"' + (" />" if tag.endswith("/>") else ">")
+    return text[: m.start()] + tag + text[m.end():]
+
+
+def _crop_to_content(rgb: np.ndarray, pad: int = 4) -> np.ndarray:
+    """Crop a white-background render to its non-white bounding box (plus ``pad`` px)."""
+    ys, xs = np.nonzero(rgb.min(axis=2) < 250)
+    if len(ys) == 0:
+        raise ValueError("SVG draws nothing")
+    y0, y1 = max(0, ys.min() - pad), min(rgb.shape[0], ys.max() + 1 + pad)
+    x0, x1 = max(0, xs.min() - pad), min(rgb.shape[1], xs.max() + 1 + pad)
+    return rgb[y0:y1, x0:x1]
+
+
+def render_square(path: Path, size: int) -> np.ndarray:
+    """:func:`render_svg` letterboxed on white to ``size x size``."""
+    return letterbox(render_svg(path, size), size)[0]
