@@ -114,13 +114,42 @@ def test_dark_16bit_png_is_not_brightened(tmp_path):
 # ---------------------------------------------------------------- refused inputs
 
 
-def test_cmyk_jpeg_is_refused_with_file_name(tmp_path):
+def test_cmyk_jpeg_is_converted_to_rgb(tmp_path):
     p = tmp_path / "cmyk_picture.jpg"
-    Image.new("CMYK", (8, 8), (10, 20, 30, 40)).save(p)
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(p, quality=100)  # pure red in CMYK
     assert Image.open(p).mode == "CMYK"
-    with pytest.raises(ImageError, match="cmyk_picture.jpg") as ei:
+    out = load_image(p)
+    assert out.shape == (8, 8, 3)
+    assert out[..., 0].min() > 200 and out[..., 1].max() < 60 and out[..., 2].max() < 60
+
+
+def test_pixel_limit_refuses_before_decoding(tmp_path, monkeypatch):
+    from sketchcolor.data import io as sio
+
+    p = tmp_path / "big.png"
+    Image.new("RGB", (300, 200), (1, 2, 3)).save(p)
+    monkeypatch.setattr(sio, "MAX_PIXELS", 50_000)
+    with pytest.raises(ImageError, match="big.png.*over the limit"):
         load_image(p)
-    assert "CMYK" in str(ei.value)
+
+
+def test_animated_gif_gives_first_frame(tmp_path, caplog):
+    p = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (6, 6), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(p, save_all=True, append_images=frames[1:], duration=50, loop=0)
+    with caplog.at_level("WARNING"):
+        out = load_image(p)
+    assert out[0, 0, 0] > 200 and out[0, 0, 2] < 50
+    assert "first frame" in caplog.text
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    p = tmp_path / "rotated.jpg"
+    img = Image.new("RGB", (40, 20), (255, 255, 255))
+    exif = img.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    img.save(p, exif=exif)
+    assert load_image(p).shape == (40, 20, 3)
 
 
 def test_float_tiff_is_refused_with_file_name(tmp_path):

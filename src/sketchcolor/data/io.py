@@ -6,6 +6,9 @@ accepted formats and the error messages live in one place.
 
 from __future__ import annotations
 
+import logging
+import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,17 @@ from sketchcolor.errors import ImageError
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 
 # PIL modes we convert ourselves; anything else is refused with a clear message.
-_SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "1", "I;16", "I;16B", "I;16L", "I", "RGBa", "La"}
+_SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "1", "I;16", "I;16B", "I;16L", "I", "RGBa", "La", "CMYK", "YCbCr"}
+# Refuse pictures larger than this before decoding them (a decompression bomb is a few KB on
+# disk and gigabytes in memory). Configurable: SKETCHCOLOR_MAX_PIXELS or set_max_pixels().
+MAX_PIXELS = int(os.environ.get("SKETCHCOLOR_MAX_PIXELS", 64_000_000))
+log = logging.getLogger(__name__)
+
+
+def set_max_pixels(limit: int) -> None:
+    """Change the pixel limit above which images are refused unread."""
+    global MAX_PIXELS
+    MAX_PIXELS = int(limit)
 
 
 def _to_pil_rgb(img: Image.Image, name: str) -> Image.Image:
@@ -64,16 +77,22 @@ def load_image(source: ImageLike, name: str | None = None) -> np.ndarray:
         raise ImageError(f"{label}: empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
             with Image.open(path) as im:
-                im = ImageOps.exif_transpose(im)
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(f"{label}: {w}x{h} px is over the limit of {MAX_PIXELS:,} pixels (SKETCHCOLOR_MAX_PIXELS)")
+                if getattr(im, "n_frames", 1) > 1:
+                    log.warning("%s: animated image with %d frames; using the first frame", label, im.n_frames)
+                    im.seek(0)
                 im.load()
+                im = ImageOps.exif_transpose(im)
                 rgb = _to_pil_rgb(im, label)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise ImageError(f"{label}: not a readable image ({type(e).__name__})") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as e:
         raise ImageError(f"{label}: corrupt or truncated image ({e})") from None
     arr = np.asarray(rgb)
     if arr.shape[0] < 1 or arr.shape[1] < 1:
