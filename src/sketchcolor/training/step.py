@@ -7,7 +7,6 @@ from torch import nn
 
 from sketchcolor.config import LossConfig
 from sketchcolor.losses.objective import discriminator_terms, generator_terms
-from sketchcolor.losses.perceptual import VGGFeatures
 
 
 def train_step(
@@ -17,7 +16,7 @@ def train_step(
     opt_d: torch.optim.Optimizer,
     batch: dict[str, torch.Tensor],
     cfg: LossConfig,
-    vgg: VGGFeatures | None,
+    vgg: nn.Module | None,
     gen: torch.Generator,
 ) -> dict[str, float]:
     """Alternate D and G on one batch (``sketch [B,1,H,W]``, ``reference``/``target [B,3,H,W]``,

@@ -26,7 +26,7 @@ from sketchcolor.data.io import load_image, save_image
 from sketchcolor.data.sources import openclipart, openmoji
 from sketchcolor.data.sources.manifest import MANIFEST, Row, read_manifest, split_for, write_manifest
 from sketchcolor.data.sources.render import render_svg
-from sketchcolor.errors import ImageError, SketchColorError
+from sketchcolor.errors import SketchColorError
 
 log = logging.getLogger(__name__)
 RASTER_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
@@ -49,8 +49,8 @@ def _do_emoji(args: tuple[openmoji.Emoji, Path, int]) -> tuple[Row | None, str]:
         if not (out / rel_img).is_file() or not (out / rel_sk).is_file():
             save_image(render_svg(e.color_svg, size), out / rel_img)
             save_image(cv2.cvtColor(render_svg(e.line_svg, size), cv2.COLOR_RGB2GRAY), out / rel_sk)
-    except ImageError as err:
-        return None, f"broken: {err}"
+    except Exception as err:  # noqa: BLE001 - counted and skipped, never fatal
+        return None, f"broken: {e.color_svg}: {type(err).__name__}: {err}"
     return Row(id=f"openmoji-{e.hexcode}", base_id=e.base_id, source="openmoji", split=split_for("openmoji", e.base_id),
                license=openmoji.LICENSE, attribution=f"OpenMoji (openmoji.org) by {e.author}, {openmoji.LICENSE}",
                title=e.title, image=rel_img, sketch=rel_sk), "ok"
@@ -70,8 +70,8 @@ def _do_clipart(args: tuple[openclipart.ClipArt, Path, int, int]) -> tuple[Row |
                 return None, "not colored"
             save_image(rgb, out / rel_img)
         title, creator = openclipart.svg_metadata(c.path)
-    except (ImageError, OSError) as err:
-        return None, f"broken: {err}"
+    except Exception as err:  # noqa: BLE001 - one odd SVG must not stop 8,000 others
+        return None, f"broken: {c.path}: {type(err).__name__}: {err}"
     base = c.id
     attribution = f"Open Clip Art Library{f' by {creator}' if creator else ''}, public domain"
     return Row(id=f"openclipart-{c.id}", base_id=base, source="openclipart", split=split_for("openclipart", base),
@@ -86,8 +86,8 @@ def _do_raster(args: tuple[Path, Path, Path, int]) -> tuple[Row | None, str]:
     try:
         if not (out / rel_img).is_file():
             save_image(_fit(load_image(path), size), out / rel_img)
-    except ImageError as err:
-        return None, f"broken: {err}"
+    except Exception as err:  # noqa: BLE001 - counted and skipped, never fatal
+        return None, f"broken: {path}: {type(err).__name__}: {err}"
     return Row(id=f"folder-{ident}", base_id=rel.with_suffix("").as_posix(), source="folder",
                split=split_for("folder", rel.with_suffix("").as_posix()), license="as given by the folder's owner",
                attribution=str(root), title=path.stem, image=rel_img), "ok"
@@ -142,3 +142,39 @@ def prepare(source: str, out: str | Path, size: int = 256, src: str | Path | Non
     write_manifest(out, keep + rows)
     return {"source": source, "written": len(rows), "outcomes": dict(outcomes),
             "splits": dict(Counter(r.split for r in rows)), "drawings": len({r.base_id for r in rows})}
+
+
+def add_hed_sketches(out: str | Path, size: int = 128, progress: bool = True) -> dict[str, object]:
+    """Write an HED line drawing (longer side ``size`` px) for every manifest row that lacks one
+    and record it in the manifest's ``hed`` column. HED runs once per picture, here rather than
+    in the training loop, because it costs more than the colorizer's own step on a CPU."""
+    import dataclasses
+
+    import torch
+
+    from sketchcolor.data.hed_sketch import hed_sketch
+    from sketchcolor.models.hed import load_hed
+    from sketchcolor.prepare_weights import default_cache_dir, prepare_hed
+
+    out = Path(out)
+    rows = read_manifest(out)
+    hed = load_hed(prepare_hed(default_cache_dir()))
+    todo = [i for i, r in enumerate(rows) if not r.hed or not (out / r.hed).is_file()]
+    outcomes: Counter = Counter()
+    with torch.inference_mode():
+        for n, i in enumerate(tqdm(todo, desc="hed sketches", unit="img", disable=not progress, dynamic_ncols=True)):
+            r = rows[i]
+            rel = f"hed/{r.source}/{r.id}.png"
+            try:
+                save_image(hed_sketch(_fit(load_image(out / r.image), size), hed), out / rel)
+            except Exception as err:  # noqa: BLE001 - counted and skipped, never fatal
+                log.debug("hed failed for %s: %s", r.image, err)
+                outcomes["broken"] += 1
+                continue
+            rows[i] = dataclasses.replace(r, hed=rel)
+            outcomes["ok"] += 1
+            if n % 500 == 499:  # keep progress if interrupted
+                write_manifest(out, rows)
+    write_manifest(out, rows)
+    return {"source": "hed", "written": outcomes["ok"], "outcomes": dict(outcomes),
+            "splits": dict(Counter(r.split for r in rows if r.hed)), "drawings": len({r.base_id for r in rows if r.hed})}

@@ -28,6 +28,8 @@ def render_svg(path: Path, size: int) -> np.ndarray:
         source = {"svg_string": svg} if svg is not None else {"svg_path": str(path)}
         png = resvg_py.svg_to_bytes(background="#ffffff", skip_system_fonts=True, **source, **kw)
         with Image.open(io.BytesIO(bytes(png))) as im:
+            if im.width * im.height > 40_000_000:  # an SVG declaring a poster-sized canvas
+                raise ValueError(f"renders to {im.width}x{im.height} px")
             return load_image(im, str(path))
 
     try:
@@ -42,7 +44,7 @@ def render_svg(path: Path, size: int) -> np.ndarray:
         if h < 2 or w < 2:
             raise ImageError(f"{path}: SVG renders to {w}x{h} px")
         rgb = render(svg, zoom=size / max(h, w)) if svg is None else natural
-    except (ValueError, TypeError, RuntimeError, OSError) as e:
+    except (ValueError, TypeError, RuntimeError, OSError, Image.DecompressionBombError) as e:
         msg = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise ImageError(f"{path}: cannot render SVG ({msg})") from None
     h, w = rgb.shape[:2]
