@@ -83,7 +83,8 @@ def _info(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from sketchcolor.demo import run_demo
 
-    grid = run_demo(Path(args.out), steps=args.steps, progress=not args.quiet)
+    grid = run_demo(Path(args.out), weights=Path(args.weights) if args.weights else None, train_tiny=args.train_tiny,
+                    steps=args.steps, progress=not args.quiet)
     print(f"wrote {grid}")
     return 0
 
@@ -157,9 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--out", help="folder for converted weights (default: $SKETCHCOLOR_CACHE or ~/.cache/sketchcolor)")
     pw.set_defaults(func=_prepare_weights)
 
-    d = sub.add_parser("demo", help="train the tiny recipe on scikit-image's sample photos and colorize")
+    d = sub.add_parser("demo", help="colorize the held-out example drawings with the shipped weights (grid PNG)")
     d.add_argument("--out", default="outputs/demo")
-    d.add_argument("--steps", type=int, default=None, help="training steps (default: the tiny recipe's)")
+    d.add_argument("--weights", help="model folder (default: the shipped weights/default)")
+    d.add_argument("--train-tiny", action="store_true", help="instead train the tiny recipe on sample photos for a few minutes")
+    d.add_argument("--steps", type=int, default=None, help="with --train-tiny: training steps (default: the tiny recipe's)")
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=_demo)
     return p

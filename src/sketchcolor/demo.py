@@ -1,47 +1,91 @@
-"""`make demo` before shipped weights exist: train the tiny recipe on real photos, then colorize.
+"""`make demo`: colorize held-out example drawings with the shipped weights and write a grid.
 
-The photos are scikit-image's bundled samples (public domain; no download). The model is small
-and trained for minutes on ten pictures: it shows the whole path working, not final quality.
+``examples/pairs.csv`` lists (sketch, reference, kind) rows from the test split of our data:
+``cross`` pairs take the colors of a *different* drawing; a ``self`` row uses the drawing's own
+augmented self-reference (color shift + TPS warp, as in training, fixed seed). Without shipped
+weights (or with ``train_tiny``) the demo instead trains the tiny recipe for a few minutes on
+scikit-image's sample photos, to show the whole path working.
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from sketchcolor.config import load_config
-from sketchcolor.data.io import letterbox, load_image, save_image, to_uint8
+from sketchcolor.data.io import letterbox, load_image, save_image, to_gray, to_uint8
+from sketchcolor.data.pairs import make_triplet_from_seed
 from sketchcolor.data.sources.skimage_samples import write_sample_photos
+from sketchcolor.errors import SketchColorError
 from sketchcolor.evaluation.grids import grid_from_rows
 
-TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "tiny.yaml"
+EXAMPLES = ROOT / "examples"
+DEFAULT_WEIGHTS = ROOT / "weights" / "default"
+SHOW = 192  # px per grid cell
 
 
-def run_demo(out: Path, steps: int | None = None, progress: bool = True) -> Path:
-    """Train tiny on the sample photos under ``out/run`` and write ``out/demo_grid.png``."""
+def augmented_self_reference(color: np.ndarray, pipe, seed: int = 0) -> np.ndarray:
+    """The drawing's own a() + s() at the model's size, as training makes it: uint8 ``[S, S, 3]``."""
+    boxed, _ = letterbox(color, pipe.size)
+    n = pipe.size // pipe.config.model.feature_stride
+    t = make_triplet_from_seed(boxed, seed, pipe.config.data, (n, n), sketch=to_gray(boxed))
+    return to_uint8(t.reference)
+
+
+def example_grid(pipe, examples: Path, out: Path) -> Path:
+    """Colorize every row of ``examples/pairs.csv``; write each output and ``out/demo_grid.png``."""
+    pairs_csv = examples / "pairs.csv"
+    if not pairs_csv.is_file():
+        raise SketchColorError(f"{pairs_csv}: example list not found")
+    rows = []
+    with pairs_csv.open(newline="") as fh:
+        for i, rec in enumerate(csv.DictReader(fh)):
+            sketch = load_image(examples / rec["sketch"])
+            reference = load_image(examples / rec["reference"])
+            if rec["kind"] == "self":
+                reference = augmented_self_reference(reference, pipe, seed=i)
+            colored = pipe(sketch, reference)
+            save_image(colored, out / f"{Path(rec['sketch']).stem}__{rec['kind']}.png")
+            rows.append([letterbox(im, SHOW)[0] for im in (sketch, reference, colored)])
+    grid = out / "demo_grid.png"
+    save_image(grid_from_rows(rows), grid)
+    return grid
+
+
+def tiny_training_demo(out: Path, steps: int | None, progress: bool) -> Path:
+    """Train tiny on the sample photos under ``out/run`` and colorize their sketches."""
     from sketchcolor.inference.pipeline import ColorizePipeline
     from sketchcolor.training.loop import fit
 
     photos = write_sample_photos(out / "photos")
-    overrides = [f"train.steps={steps}"] if steps else []
-    cfg = load_config(TINY, overrides)
+    cfg = load_config(TINY, [f"train.steps={steps}"] if steps else [])
     run = out / "run"
-    model_dir = run / "model"
-    if not (model_dir / "config.json").is_file() or steps:
+    if not (run / "model" / "config.json").is_file() or steps:
         fit(cfg, out / "photos", run, resume=True, progress=progress)
-    pipe = ColorizePipeline.from_pretrained(model_dir)
+    pipe = ColorizePipeline.from_pretrained(run / "model")
     by_name = {p.stem: p for p in photos}
-    pairs = [("chelsea", "coffee"), ("astronaut", "rocket"), ("coffee", "chelsea"), ("astronaut", "astronaut")]
     rows = []
-    size = 160
-    for sk, ref in pairs:
-        # The sketch is extracted at the model's size, as in training; shown enlarged.
-        sketch_t, _ = pipe.prepare_sketch(by_name[sk], extract_sketch=True)
-        line = cv2.resize(to_uint8(sketch_t[0]), (size, size), interpolation=cv2.INTER_NEAREST)
-        colored, _ = letterbox(pipe(by_name[sk], by_name[ref], extract_sketch=True), size)
-        ref_small, _ = letterbox(load_image(by_name[ref]), size)
-        rows.append([line, ref_small, colored])
+    for sk, ref in [("chelsea", "coffee"), ("astronaut", "rocket"), ("coffee", "chelsea"), ("astronaut", "astronaut")]:
+        sketch_t, _ = pipe.prepare_sketch(by_name[sk], extract_sketch=True)  # extracted at the model's size
+        line = cv2.resize(to_uint8(sketch_t[0]), (SHOW, SHOW), interpolation=cv2.INTER_NEAREST)
+        colored = pipe(by_name[sk], by_name[ref], extract_sketch=True)
+        rows.append([line, letterbox(load_image(by_name[ref]), SHOW)[0], letterbox(colored, SHOW)[0]])
     grid = out / "demo_grid.png"
     save_image(grid_from_rows(rows), grid)
     return grid
+
+
+def run_demo(out: Path, weights: Path | None = None, train_tiny: bool = False, steps: int | None = None,
+             progress: bool = True) -> Path:
+    """The shipped weights on the examples, or (``train_tiny``/no weights) the tiny training demo."""
+    from sketchcolor.inference.pipeline import ColorizePipeline
+
+    weights = weights or DEFAULT_WEIGHTS
+    if train_tiny or not (weights / "config.json").is_file():
+        return tiny_training_demo(out, steps, progress)
+    return example_grid(ColorizePipeline.from_pretrained(weights), EXAMPLES, out)
