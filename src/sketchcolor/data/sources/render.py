@@ -33,17 +33,21 @@ def render_svg(path: Path, size: int) -> np.ndarray:
             return load_image(im, str(path))
 
     try:
+        declared = _declared_size(path)
         try:
-            natural, svg = render(), None  # natural size first, then zoom to ``size`` (no blur, no distortion)
+            # One render straight at the target size when the file declares its size: rendering at
+            # the declared size first costs seconds for the poster-sized canvases of some clip art.
+            natural = render(zoom=size / max(declared)) if declared else render()
+            svg = None
         except ValueError as e:
             if "size" not in str(e):
                 raise
-            svg = _big_canvas(path)  # about a third of clip art has a size resvg rejects and no viewBox
+            svg = _big_canvas(path)  # about a third of clip art has a size resvg rejects
             natural = _crop_to_content(render(svg))
         h, w = natural.shape[:2]
         if h < 2 or w < 2:
             raise ImageError(f"{path}: SVG renders to {w}x{h} px")
-        rgb = render(svg, zoom=size / max(h, w)) if svg is None else natural
+        rgb = render(zoom=size / max(h, w)) if svg is None and not declared else natural
     except (ValueError, TypeError, RuntimeError, OSError, Image.DecompressionBombError) as e:
         msg = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise ImageError(f"{path}: cannot render SVG ({msg})") from None
@@ -55,6 +59,35 @@ def render_svg(path: Path, size: int) -> np.ndarray:
 
 
 _SVG_TAG = re.compile(r"<svg\b[^>]*>", re.S)
+_UNITS = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0}
+
+
+def _declared_size(path: Path) -> tuple[float, float] | None:
+    """(width, height) in px as the root element declares them (absolute units), else None."""
+    head = path.read_bytes()[:20_000].decode("utf-8", "replace")
+    m = _SVG_TAG.search(head)
+    if m is None:
+        return None
+    dims = []
+    for attr in ("width", "height"):
+        a = re.search(rf"\s{attr}\s*=\s*[\"']\s*([0-9.eE+-]+)\s*([a-z]*)\s*[\"']", m.group(0))
+        try:
+            v = float(a.group(1)) * _UNITS[a.group(2)] if a is not None and a.group(2) in _UNITS else None
+        except ValueError:
+            v = None
+        dims.append(v if v is not None and 1 <= v <= 1e6 else None)
+    if None in dims:  # no absolute size: the viewBox gives the natural size
+        vb = re.search(r"\sviewBox\s*=\s*[\"']([^\"']+)[\"']", m.group(0))
+        if vb is None:
+            return None
+        try:
+            _, _, w, h = (float(v) for v in vb.group(1).replace(",", " ").split())
+        except ValueError:
+            return None
+        if not (1 <= w <= 1e6 and 1 <= h <= 1e6):
+            return None
+        dims = [w, h] if dims == [None, None] else [d if d is not None else (w if i == 0 else h) for i, d in enumerate(dims)]
+    return dims[0], dims[1]
 
 
 def _big_canvas(path: Path, side: int = 1280) -> str:

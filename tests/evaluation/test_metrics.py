@@ -1,0 +1,151 @@
+"""Each metric on constructed images with a known answer; correspondence accuracy; result tables."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sketchcolor.data.tps import sample_tps, tps_correspondence
+from sketchcolor.evaluation import metrics as M
+from sketchcolor.evaluation.fid import Interval
+from sketchcolor.evaluation.report import format_value, markdown_table, read_json, write_json
+from sketchcolor.losses.perceptual import VGGFeatures
+
+
+def _sketch(h: int = 48, w: int = 64) -> np.ndarray:
+    """White paper with a few black lines, uint8 [H, W]."""
+    s = np.full((h, w), 255, np.uint8)
+    s[10, 5:60] = 0
+    s[5:40, 30:32] = 0
+    s[30:45, 50] = 0
+    return s
+
+
+def _painted(color: tuple[int, int, int], sketch: np.ndarray | None = None) -> np.ndarray:
+    """A flat color ``[H, W, 3]``, the sketch's lines multiplied on top when given."""
+    h, w = (48, 64) if sketch is None else sketch.shape
+    img = np.broadcast_to(np.array(color, np.float32), (h, w, 3))
+    if sketch is not None:
+        img = img * (sketch[..., None] / 255.0)
+    return np.round(img).astype(np.uint8)
+
+
+def test_psnr_ssim_identical_and_different() -> None:
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert M.psnr(img, img) == float("inf")
+    assert M.ssim(img, img) == pytest.approx(1.0)
+    noisy = np.clip(img.astype(int) + rng.integers(-20, 21, img.shape), 0, 255).astype(np.uint8)
+    noisier = np.clip(img.astype(int) + rng.integers(-60, 61, img.shape), 0, 255).astype(np.uint8)
+    assert 10 < M.psnr(noisier, img) < M.psnr(noisy, img) < 60
+    assert M.ssim(noisier, img) < M.ssim(noisy, img) < 1.0
+    with pytest.raises(ValueError, match="differ in size"):
+        M.psnr(img, img[:16])
+
+
+def test_color_distance_zero_for_same_colors_and_grows_with_shift() -> None:
+    rng = np.random.default_rng(1)
+    ref = rng.integers(30, 220, (40, 40, 3), dtype=np.uint8)
+    assert M.color_distance(ref, ref) == 0.0
+    shuffled = rng.permutation(ref.reshape(-1, 3)).reshape(ref.shape)  # same colors, other places
+    assert M.color_distance(shuffled, ref) == 0.0
+    dists = [M.color_distance(np.clip(ref.astype(int) + [s, -s // 2, 0], 0, 255).astype(np.uint8), ref)
+             for s in (0, 8, 16, 32)]
+    assert dists[0] == 0.0 and all(a < b for a, b in zip(dists, dists[1:]))
+    # Only the painted area counts: black lines in the output do not move the score.
+    sketch = _sketch()
+    out, flat = _painted((200, 120, 60), sketch), _painted((200, 120, 60))
+    assert M.color_distance(out, flat, sketch) == pytest.approx(0.0, abs=1e-9)
+    assert M.color_distance(out, flat) > 1.0
+
+
+def test_sliced_wasserstein_of_a_shift() -> None:
+    # Shifting a cloud by d moves each projection by d . u: the mean |d . u| over the directions.
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((500, 3))
+    d = np.array([3.0, 0.0, 4.0])
+    dirs = M._directions(64, 0)
+    assert M.sliced_wasserstein(x + d, x) == pytest.approx(np.abs(dirs @ d).mean(), rel=1e-6)
+
+
+def test_line_preservation_kept_erased_and_on_dark_paint() -> None:
+    sketch = _sketch()
+    kept, erased = _painted((200, 120, 60), sketch), _painted((200, 120, 60))
+    assert M.line_preservation(kept, sketch) == pytest.approx(1.0)
+    assert M.line_preservation(erased, sketch) == 0.0
+    assert M.edge_correlation(kept, sketch) > 0.95
+    assert M.edge_correlation(erased, sketch) == 0.0
+    # Dark paint with the lines gone is not "preserved" just because it is dark.
+    assert M.line_preservation(_painted((20, 20, 30)), sketch) == 0.0
+    assert np.isnan(M.line_preservation(kept, np.full_like(sketch, 255)))
+
+
+def test_vgg_feature_distance_on_a_tiny_trunk() -> None:
+    torch.manual_seed(0)
+    trunk = VGGFeatures(("relu1_1", "relu2_1"), plan=(4, "M", 8))
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    y = x.clone()
+    y[1] = torch.rand(3, 16, 16) * 2 - 1
+    d = M.vgg_feature_distance(trunk, x, y)
+    assert d.shape == (2,) and d[0].item() == pytest.approx(0.0, abs=1e-6) and d[1].item() > 0.01
+
+
+def _one_hot(corr: torch.Tensor, m: int) -> torch.Tensor:
+    """Attention ``[B, N, M]`` whose rows put all mass on the true cell (uniform where -1)."""
+    attn = torch.full(corr.shape + (m,), 1.0 / m)
+    valid = corr >= 0
+    attn[valid] = torch.nn.functional.one_hot(corr[valid], m).float()
+    return attn
+
+
+def test_correspondence_accuracy_true_uniform_and_random() -> None:
+    h = w = 8
+    m = h * w
+    gen = torch.Generator().manual_seed(0)
+    corr = torch.stack([tps_correspondence(sample_tps(gen, 4, 0.2), h, w) for _ in range(3)])  # [3, 64]
+    assert (corr >= 0).any() and corr.shape == (3, m)
+    exact = M.correspondence_accuracy(_one_hot(corr, m), corr, (h, w))
+    assert (exact.top1, exact.within_one, exact.neighbourhood_mass) == (1.0, 1.0, 1.0)
+    assert exact.n_valid == int((corr >= 0).sum())
+
+    # Uniform rows: the mass on the 3 x 3 neighbourhood is its size over M (smaller at borders).
+    uniform = torch.full((3, m, m), 1.0 / m)
+    scores = M.correspondence_accuracy(uniform, corr, (h, w))
+    sizes = M.neighbourhood(h, w).sum(1).float()[corr[corr >= 0]]
+    assert scores.neighbourhood_mass == pytest.approx(float(sizes.mean()) / m, rel=1e-5)
+    assert 7.0 / m < scores.neighbourhood_mass < 9.0 / m
+
+    # Random rows: the argmax hits the true cell about 1/M of the time.
+    true = torch.randint(0, m, (60, m), generator=gen)
+    rand = torch.softmax(torch.randn(60, m, m, generator=gen), dim=-1)
+    scores = M.correspondence_accuracy(rand, true, (h, w))
+    assert scores.top1 == pytest.approx(1.0 / m, abs=0.01)
+    assert scores.within_one == pytest.approx(float(M.neighbourhood(h, w).sum(1).float().mean()) / m, abs=0.03)
+
+    pooled = M.CorrespondenceScores.combine([exact, scores])
+    assert pooled.n_valid == exact.n_valid + scores.n_valid
+    assert scores.top1 < pooled.top1 < 1.0
+    none = M.correspondence_accuracy(uniform, torch.full((3, m), -1), (h, w))
+    assert none.n_valid == 0 and np.isnan(none.top1)
+
+
+def test_report_markdown_and_json(tmp_path) -> None:
+    results = {
+        "ours": {"fid": Interval(12.345, 11.0, 13.5, 0.95, 100, 0.6, "half"), "psnr": float("inf"), "ssim": 0.81234},
+        "colorless": {"fid": {"value": 80.0, "low": 75.0, "high": 85.0}, "ssim": float("nan")},
+    }
+    table = markdown_table(results, digits=2)
+    lines = table.strip().splitlines()
+    assert lines[0] == "| method | fid ↓ | psnr ↑ | ssim ↑ |"
+    assert lines[2] == "| ours | 12.35 [11.00, 13.50] | ∞ | 0.81 |"
+    assert lines[3] == "| colorless | 80.00 [75.00, 85.00] | – | – |"
+    assert format_value(7) == "7" and format_value(None) == "–"
+    path = write_json(results, tmp_path / "out" / "results.json", meta={"images": np.int64(20)})
+    raw = json.loads(path.read_text())  # strict JSON: inf as a string, NaN as null
+    assert raw["results"]["ours"]["psnr"] == "inf" and raw["results"]["colorless"]["ssim"] is None
+    meta, back = read_json(path)
+    assert meta == {"images": 20} and back["ours"]["psnr"] == float("inf")
+    assert back["ours"]["fid"]["high"] == 13.5 and back["ours"]["fid"]["method"] == "half"
