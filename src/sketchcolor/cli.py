@@ -112,6 +112,15 @@ def _prepare_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_logs(args: argparse.Namespace) -> int:
+    from sketchcolor.evaluation.curves import plot_curves
+
+    run = Path(args.run)
+    logdir = run / "logs" if (run / "logs").is_dir() else run
+    print(f"wrote {plot_curves(logdir, args.output, title=args.title or run.name)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sketchcolor", description="Reference-based sketch colorization (Lee et al., CVPR 2020).")
     p.add_argument("--version", action="version", version=f"sketchcolor {__version__}")
@@ -157,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     pw = sub.add_parser("prepare-weights", help="convert HED's VGG16 (perceptual loss, HED sketches) and locate the FID Inception")
     pw.add_argument("--out", help="folder for converted weights (default: $SKETCHCOLOR_CACHE or ~/.cache/sketchcolor)")
     pw.set_defaults(func=_prepare_weights)
+
+    pl = sub.add_parser("plot-logs", help="draw a run's loss curves (TensorBoard logs) as a PNG")
+    pl.add_argument("run", help="run folder (or its logs/ folder)")
+    pl.add_argument("-o", "--output", required=True, help="PNG to write")
+    pl.add_argument("--title")
+    pl.set_defaults(func=_plot_logs)
 
     d = sub.add_parser("demo", help="colorize the held-out example drawings with the shipped weights (grid PNG)")
     d.add_argument("--out", default="outputs/demo")

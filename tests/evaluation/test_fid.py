@@ -81,6 +81,9 @@ def test_bootstrap_interval_contains_value_and_is_seeded() -> None:
     assert classic.low <= classic.high and classic.method == "replace"
     with pytest.raises(ValueError):
         fid.bootstrap_interval(a, b, fid.fid_from_features, n=2, method="jackknife")  # type: ignore[arg-type]
+    row = fid.distribution_scores(a, b[:30], n_bootstrap=5, kid_subsets=2)
+    assert row["n_real"] == 40 and row["n_fake"] == 30
+    assert row["fid"].value == pytest.approx(fid.fid_from_features(a, b[:30]))
 
 
 def test_missing_inception_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

@@ -1,1 +1,1 @@
-"""Evaluation: picture grids (and, later, FID and friends)."""
+"""Evaluation: FID/KID, image metrics, correspondence accuracy, baselines, tables, picture grids."""

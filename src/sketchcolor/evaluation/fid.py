@@ -356,3 +356,22 @@ def bootstrap_interval(
         low, high = q_low, q_high
     std = float(values.std(ddof=1)) if n > 1 else 0.0
     return Interval(value, float(low), float(high), level, n, std, method)
+
+
+def distribution_scores(real: np.ndarray, fake: np.ndarray, n_bootstrap: int = 100, seed: int = 0,
+                        kid_subsets: int = 100) -> dict[str, Any]:
+    """FID and KID of ``fake [N_f, D]`` against ``real [N_r, D]`` features, each with its
+    :func:`bootstrap_interval` (half-sampling), and the image counts: ready for a results row.
+
+    ``{"fid": Interval, "kid": Interval, "n_real": N_r, "n_fake": N_f}``.
+    """
+
+    def kid(a: np.ndarray, b: np.ndarray) -> float:
+        return kid_from_features(a, b, num_subsets=kid_subsets, seed=seed)
+
+    return {
+        "fid": bootstrap_interval(real, fake, fid_from_features, n=n_bootstrap, seed=seed),
+        "kid": bootstrap_interval(real, fake, kid, n=n_bootstrap, seed=seed),
+        "n_real": int(len(real)),
+        "n_fake": int(len(fake)),
+    }
