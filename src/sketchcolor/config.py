@@ -36,6 +36,10 @@ class ModelConfig:
     # The CPU recipes use it: 85% of the paper's generator weights sit in k-wide residual blocks.
     bottleneck_channels: int | None = None
     num_res_blocks: int = 4
+    # How reference features reach the sketch's: "scft" (the paper's attention) or "concat", the
+    # usual no-attention baseline (V_s and V_r concatenated and mixed by a 1x1 conv, position by
+    # position, so no correspondence can be learned).
+    fusion: Literal["scft", "concat"] = "scft"
     # Normalisation in encoders/decoder. "none" keeps the global colour of the reference intact
     # (instance norm would subtract exactly the per-channel shift the model must transfer).
     norm: Literal["none", "batch"] = "none"
@@ -144,6 +148,9 @@ class TrainConfig:
     # Held-out triplets scored (validation L1) at every log step; keeps logging cheap.
     val_max_images: int = 64
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    # Stop the run (SketchColorError, last good checkpoint kept) after this many steps in a row
+    # whose loss or gradients were not finite and so were skipped; 0 = never stop.
+    max_bad_steps: int = 10
 
 
 @dataclass(frozen=True)

@@ -245,3 +245,22 @@ def test_discriminator_rejects_mismatch(tiny_model_cfg):
     d = PatchDiscriminator(tiny_model_cfg)
     with pytest.raises(AssertionError):
         d(torch.zeros(1, 3, 32, 32), torch.zeros(1, 1, 16, 16))
+
+
+def test_concat_fusion_baseline_has_no_attention_but_uses_the_reference(tiny_model_cfg):
+    import dataclasses
+
+    from sketchcolor.config import LossConfig
+    from sketchcolor.losses.objective import generator_terms
+    from sketchcolor.models import Colorizer, PatchDiscriminator
+
+    cfg = dataclasses.replace(tiny_model_cfg, fusion="concat")
+    torch.manual_seed(0)
+    g = Colorizer(cfg)
+    s = torch.rand(2, 1, 32, 32) * 2 - 1
+    out1, out2 = g(s, torch.rand(2, 3, 32, 32) * 2 - 1), g(s, torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert out1.image.shape == (2, 3, 32, 32) and out1.attention is None
+    assert not torch.allclose(out1.image, out2.image)
+    terms = generator_terms(out1, s, torch.zeros(2, 3, 32, 32), torch.zeros(2, 16, dtype=torch.long),
+                            PatchDiscriminator(cfg), LossConfig(lambda_perc=0, lambda_style=0), None)
+    assert "tr" not in terms and torch.isfinite(terms["total"])

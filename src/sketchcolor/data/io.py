@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import struct
+import sys
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -35,6 +38,41 @@ def set_max_pixels(limit: int) -> None:
     """Change the pixel limit above which images are refused unread."""
     global MAX_PIXELS
     MAX_PIXELS = int(limit)
+    _raise_pil_limit(MAX_PIXELS)
+
+
+def _raise_pil_limit(limit: int) -> None:
+    """Pillow refuses images over twice its own MAX_IMAGE_PIXELS (~179 M px) on its own; a limit of
+    ours above that would never be reached, so Pillow's is raised to follow it (never lowered)."""
+    if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+_raise_pil_limit(MAX_PIXELS)
+
+
+@contextmanager
+def _quiet_c_stderr(active: bool):
+    """Silence what C libraries print straight to file descriptor 2 (libtiff writes lines such as
+    "Using code not yet in table." for a corrupt TIFF), so that a bad file gives one error line.
+
+    Only used around TIFF decoding; the descriptor is restored before returning."""
+    if not active:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr (embedded, closed)
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _to_pil_rgb(img: Image.Image, name: str) -> Image.Image:
@@ -77,27 +115,49 @@ def load_image(source: ImageLike, name: str | None = None) -> np.ndarray:
         raise ImageError(f"{label}: empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
+            # Pillow's warnings (its own bomb warning: our limit is below; "Corrupt EXIF data",
+            # "Truncated File Read", ...) are noise here: the file is either read or refused.
+            warnings.simplefilter("ignore")
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
                     raise ImageError(f"{label}: {w}x{h} px is over the limit of {MAX_PIXELS:,} pixels (SKETCHCOLOR_MAX_PIXELS)")
-                if getattr(im, "n_frames", 1) > 1:
-                    log.warning("%s: animated image with %d frames; using the first frame", label, im.n_frames)
-                    im.seek(0)
-                im.load()
-                im = ImageOps.exif_transpose(im)
+                if w < 1 or h < 1:
+                    raise ImageError(f"{label}: image has no pixels ({w}x{h})")
+                with _quiet_c_stderr(im.format == "TIFF"):
+                    frames = getattr(im, "n_frames", 1)
+                    if frames > 1:
+                        log.warning("%s: animated or multi-page image with %d frames; using the first frame", label, frames)
+                        im.seek(0)
+                    im.load()
+                    im = ImageOps.exif_transpose(im)
                 rgb = _to_pil_rgb(im, label)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{label}: not a readable image ({type(e).__name__})") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as e:
-        raise ImageError(f"{label}: corrupt or truncated image ({e})") from None
+    except Image.DecompressionBombError as e:
+        # Pillow's own hard stop (twice its MAX_IMAGE_PIXELS), raised while reading the header.
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(m.group(1)):,} px" if m else "the image"
+        raise ImageError(f"{label}: {size} is over the limit of {MAX_PIXELS:,} pixels (SKETCHCOLOR_MAX_PIXELS)") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{label}: not a readable image (unknown format or corrupt header)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
+        raise ImageError(f"{label}: corrupt or truncated image ({_short(e)})") from None
+    except MemoryError:
+        raise ImageError(f"{label}: not enough memory to decode the image") from None
+    except Exception as e:  # noqa: BLE001 - a corrupt file can make a Pillow plugin fail in any way
+        # (IndexError in GifImagePlugin, TypeError "Missing dimensions" in TiffImagePlugin, ...)
+        raise ImageError(f"{label}: corrupt image ({type(e).__name__}: {_short(e)})") from None
     arr = np.asarray(rgb)
-    if arr.shape[0] < 1 or arr.shape[1] < 1:
+    if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ImageError(f"{label}: image has no pixels")
     return arr
+
+
+def _short(e: BaseException) -> str:
+    """An exception's message on one line, at most 120 characters."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _array_to_rgb(arr: np.ndarray, name: str) -> np.ndarray:

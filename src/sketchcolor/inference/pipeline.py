@@ -14,6 +14,7 @@ import torch
 from sketchcolor.config import Config
 from sketchcolor.data.io import ImageLike, Letterbox, letterbox, load_image, to_gray, to_tensor, to_uint8, unletterbox
 from sketchcolor.data.sketch import extract_sketch
+from sketchcolor.errors import SketchColorError
 from sketchcolor.models.generator import Colorizer
 from sketchcolor.training.checkpoint import load_artifact
 from sketchcolor.training.loop import pick_device
@@ -63,7 +64,10 @@ class ColorizePipeline:
     def attention(self, sketch: ImageLike, reference: ImageLike, extract_sketch: bool = False) -> torch.Tensor:
         """SCFT attention ``[hw, hw]`` for inspection (rows: sketch cells, columns: reference cells)."""
         s, _ = self.prepare_sketch(sketch, extract_sketch)
-        return self.model(s, self.prepare_reference(reference)).attention[0].cpu()
+        attention = self.model(s, self.prepare_reference(reference)).attention
+        if attention is None:
+            raise SketchColorError("this model fuses by concatenation (model.fusion=concat): it has no attention map")
+        return attention[0].cpu()
 
 
 def extract_sketch_fn(rgb: np.ndarray, config: Config) -> np.ndarray:

@@ -29,7 +29,7 @@ def generator_terms(
     terms: dict[str, torch.Tensor] = {}
     if cfg.lambda_rec:
         terms["rec"] = l1_loss(out.image, target)
-    if cfg.lambda_tr:
+    if cfg.lambda_tr and out.query is not None:  # the concatenation baseline has no attention to supervise
         terms["tr"] = triplet_loss(out.query, out.key, correspondence, cfg.triplet_margin, gen, cfg.triplet_negatives)
     if cfg.lambda_adv:
         terms["adv"] = generator_loss(discriminator(out.image, sketch), cfg.gan_mode)

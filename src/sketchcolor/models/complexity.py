@@ -29,7 +29,7 @@ def describe(cfg: ModelConfig) -> list[str]:
     g, d = Colorizer(cfg), PatchDiscriminator(cfg)
     n = cfg.image_size // cfg.feature_stride
     parts = {"encoders": count_params(g.sketch_encoder) + count_params(g.reference_encoder),
-             "scft": count_params(g.scft), "res_blocks": count_params(g.bottleneck) + count_params(g.res_blocks),
+             "fusion": count_params(g.scft if cfg.fusion == "scft" else g.concat), "res_blocks": count_params(g.bottleneck) + count_params(g.res_blocks),
              "decoder": count_params(g.decoder) + count_params(g.to_rgb)}
     lines = [f"image size        {cfg.image_size} px, feature grid {n} x {n}, k = {cfg.feature_channels}",
              f"G parameters      {count_params(g) / 1e6:.2f} M  (" + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in parts.items()) + ")",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sketchcolor.config import ModelConfig
@@ -16,12 +17,12 @@ from sketchcolor.models.scft import SCFT
 @dataclass
 class ColorizerOutput:
     """image ``[B, 3, H, W]`` in [-1, 1]; attention ``[B, hw, hw_r]``; query ``[B, hw, d]``;
-    key ``[B, hw_r, d]`` (the last three from SCFT)."""
+    key ``[B, hw_r, d]`` (the last three from SCFT; None for the concatenation baseline)."""
 
     image: torch.Tensor
-    attention: torch.Tensor
-    query: torch.Tensor
-    key: torch.Tensor
+    attention: torch.Tensor | None
+    query: torch.Tensor | None
+    key: torch.Tensor | None
 
 
 class Colorizer(nn.Module):
@@ -37,7 +38,10 @@ class Colorizer(nn.Module):
         k = cfg.feature_channels
         self.sketch_encoder = Encoder(1, cfg)
         self.reference_encoder = Encoder(3, cfg)
-        self.scft = SCFT(k, cfg.attention_dim)
+        if cfg.fusion == "scft":
+            self.scft = SCFT(k, cfg.attention_dim)
+        else:  # the no-attention baseline: same residual form, reference mixed in place
+            self.concat = nn.Conv2d(2 * k, k, 1)
         width = cfg.bottleneck_channels or k
         self.bottleneck = nn.Conv2d(k, width, 1) if cfg.bottleneck_channels else nn.Identity()
         self.res_blocks = nn.Sequential(*[ResBlock(width, cfg.norm) for _ in range(cfg.num_res_blocks)])
@@ -59,9 +63,16 @@ class Colorizer(nn.Module):
         assert sketch.shape[-1] % s == 0 and sketch.shape[-2] % s == 0, f"sketch size must be a multiple of {s}"
         feats_s = self.sketch_encoder(sketch)
         feats_r = self.reference_encoder(reference)
-        scft = self.scft(concat_levels(feats_s), concat_levels(feats_r))
-        x = self.res_blocks(self.bottleneck(scft.fused))
+        v_s, v_r = concat_levels(feats_s), concat_levels(feats_r)
+        if self.cfg.fusion == "scft":
+            scft = self.scft(v_s, v_r)
+            fused, attention, query, key = scft.fused, scft.attention, scft.query, scft.key
+        else:
+            if v_r.shape[-2:] != v_s.shape[-2:]:
+                v_r = F.adaptive_avg_pool2d(v_r, v_s.shape[-2:])
+            fused, attention, query, key = v_s + self.concat(torch.cat([v_s, v_r], dim=1)), None, None, None
+        x = self.res_blocks(self.bottleneck(fused))
         for up, idx in zip(self.decoder, self.skip_layers):
             x = up(x, feats_s[idx])
         image = torch.tanh(self.to_rgb(x))
-        return ColorizerOutput(image=image, attention=scft.attention, query=scft.query, key=scft.key)
+        return ColorizerOutput(image=image, attention=attention, query=query, key=key)

@@ -67,6 +67,10 @@ def _git_commit() -> str | None:
         return None
 
 
+def _terms(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.3g}" for k, v in metrics.items())
+
+
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in batch.items()}
 
@@ -117,7 +121,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr_d, betas=(tc.beta1, tc.beta2))
 
     ckpt_root = out_dir / "checkpoints"
-    start, elapsed, skipped = 0, 0.0, 0
+    start, elapsed, skipped, streak = 0, 0.0, 0, 0  # streak: skipped steps in a row
     existing = list_checkpoints(ckpt_root)
     if existing and not resume:
         raise SketchColorError(f"{out_dir}: run folder already has checkpoints; pass --resume or choose another --out")
@@ -133,6 +137,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
         opt_d.load_state_dict(state["opt_d"])
         torch.set_rng_state(state["rng_cpu"])
         start, elapsed, skipped = int(state["step"]), float(state["elapsed"]), int(state.get("skipped", 0))
+        streak = int(state.get("bad_streak", 0))
         log.info("resumed from %s (step %d)", last, start)
     elif resume:
         log.info("nothing to resume in %s; starting fresh", ckpt_root)
@@ -155,7 +160,8 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
                         persistent_workers=False)
 
     def trainer_state(step: int) -> dict[str, Any]:
-        return {"step": step, "elapsed": elapsed, "skipped": skipped, "discriminator": discriminator.state_dict(),
+        return {"step": step, "elapsed": elapsed, "skipped": skipped, "bad_streak": streak,
+                "discriminator": discriminator.state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng_cpu": torch.get_rng_state()}
 
     from torch.utils.tensorboard import SummaryWriter  # imported late: slow, only needed here
@@ -164,6 +170,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
     generator.train()
     discriminator.train()
     step = start
+    save_due = False  # a checkpoint is due but waits for a step whose update was applied
     bar = tqdm(total=tc.steps, initial=start, disable=not progress, desc="train", unit="step", dynamic_ncols=True)
     try:
         for batch in loader:
@@ -171,8 +178,20 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
             batch = _to(batch, device)
             gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)  # triplet negatives
             metrics = train_step(generator, discriminator, opt_g, opt_d, batch, cfg.loss, vgg, gen)
-            skipped += int(metrics.pop("skipped"))
+            bad = bool(metrics.pop("skipped"))
+            skipped += bad
+            streak = streak + 1 if bad else 0
             step += 1
+            if bad and streak == 1:
+                log.warning("step %d: non-finite loss or gradient (%s); update skipped", step, _terms(metrics))
+            if tc.max_bad_steps and streak >= tc.max_bad_steps:
+                # Skipped steps never touched the weights and no checkpoint is written inside a run
+                # of them, so the newest checkpoint on disk is the last good state.
+                done = list_checkpoints(ckpt_root)
+                kept = f"the last good checkpoint is {done[-1]}" if done else "no checkpoint had been written yet"
+                raise SketchColorError(
+                    f"{out_dir}: stopped at step {step} after {streak} steps in a row with a non-finite loss or "
+                    f"gradient ({_terms(metrics)}); {kept} (train.max_bad_steps={tc.max_bad_steps})")
             elapsed += time.perf_counter() - t0
             bar.update(1)
             if step % tc.log_every == 0 or step == tc.steps:
@@ -191,9 +210,13 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
                 img = tensor_grid(batch["sketch"], batch["reference"], shown, batch["target"])
                 save_image(img, out_dir / "samples" / f"step_{step:08d}.png")
                 writer.add_image("samples", img, step, dataformats="HWC")
-            if step % tc.checkpoint_every == 0 or step == tc.steps:
+            save_due = save_due or step % tc.checkpoint_every == 0 or step == tc.steps
+            if save_due and (streak == 0 or step == tc.steps):
+                # Inside a run of skipped steps the save waits for the next good step, so that the
+                # newest checkpoints are never ones written while the losses were non-finite.
                 save_checkpoint(ckpt_root, step, generator, cfg, trainer_state(step), tc.keep_checkpoints,
                                 {**meta_base, "train_seconds": round(elapsed, 1)})
+                save_due = False
     finally:
         bar.close()
         writer.close()

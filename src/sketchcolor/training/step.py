@@ -9,6 +9,31 @@ from sketchcolor.config import LossConfig
 from sketchcolor.losses.objective import discriminator_terms, generator_terms
 
 
+def _grads_finite(params: list[torch.nn.Parameter]) -> bool:
+    """True when every gradient is finite (one device sync for all parameters)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return True
+    return bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+
+
+def _apply(loss: torch.Tensor, opt: torch.optim.Optimizer) -> bool:
+    """Backpropagate ``loss`` and step ``opt`` unless the loss or a gradient is not finite.
+
+    Returns whether the update was applied; a refused update leaves the weights and the
+    optimizer state exactly as they were."""
+    if not bool(torch.isfinite(loss)):
+        return False
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for group in opt.param_groups for p in group["params"]]
+    if not _grads_finite(params):
+        opt.zero_grad(set_to_none=True)
+        return False
+    opt.step()
+    return True
+
+
 def train_step(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -20,30 +45,28 @@ def train_step(
     gen: torch.Generator,
 ) -> dict[str, float]:
     """Alternate D and G on one batch (``sketch [B,1,H,W]``, ``reference``/``target [B,3,H,W]``,
-    ``correspondence [B, hw]``). Returns the scalar terms; a step whose G loss is not finite is
-    skipped (``skipped = 1``) so that one bad batch cannot poison the weights."""
+    ``correspondence [B, hw]``). Returns the scalar terms.
+
+    A non-finite loss or gradient never reaches the weights: when D's loss (or a gradient of it)
+    is not finite, neither D nor G is updated on this batch (G's adversarial term would come from
+    the same D on the same batch); when G's is not finite, G is not updated (D's update, whose loss
+    and gradients were finite, stands). Either way the step is reported with ``skipped = 1`` and
+    the loop counts it."""
     sketch, reference, target = batch["sketch"], batch["reference"], batch["target"]
     out = generator(sketch, reference)
     metrics: dict[str, float] = {}
     if cfg.lambda_adv:
         d_terms = discriminator_terms(target, out.image, sketch, discriminator, cfg)
-        if torch.isfinite(d_terms["d"]):
-            opt_d.zero_grad(set_to_none=True)
-            d_terms["d"].backward()
-            opt_d.step()
         metrics["d"] = float(d_terms["d"].detach())
+        if not _apply(d_terms["d"], opt_d):
+            metrics["skipped"] = 1.0
+            return metrics
     discriminator.requires_grad_(False)  # G's step must not accumulate gradients in D
     try:
         g_terms = generator_terms(out, sketch, target, batch["correspondence"], discriminator, cfg, vgg, gen)
-        total = g_terms["total"]
         metrics.update({k: float(v.detach()) for k, v in g_terms.items()})
-        if not torch.isfinite(total):
-            metrics["skipped"] = 1.0
-            return metrics
-        opt_g.zero_grad(set_to_none=True)
-        total.backward()
-        opt_g.step()
+        applied = _apply(g_terms["total"], opt_g)
     finally:
         discriminator.requires_grad_(True)
-    metrics["skipped"] = 0.0
+    metrics["skipped"] = 0.0 if applied else 1.0
     return metrics
