@@ -6,6 +6,7 @@ Every failure the user can fix ends in one ``error: ...`` line and exit status 2
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -121,6 +122,47 @@ def _plot_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from sketchcolor.evaluation.baselines import all_baselines
+    from sketchcolor.evaluation.evaluate import comparison_grid, evaluate, load_test_pictures
+    from sketchcolor.evaluation.report import markdown_table, write_json
+    from sketchcolor.inference.pipeline import ColorizePipeline
+
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
+    pictures = load_test_pictures(args.data, pipe.size, pipe.config, args.split, args.limit)
+    methods = {"sketchcolor": lambda s, r: pipe(s, r)}
+    attention_of = {"sketchcolor": pipe}
+    for spec in args.compare:
+        if "=" not in spec:
+            raise SketchColorError(f"--compare {spec!r}: expected NAME=MODEL_DIR")
+        name, folder = spec.split("=", 1)
+        other = ColorizePipeline.from_pretrained(folder, device=args.device)
+        methods[name] = (lambda p: (lambda s, r: p(s, r)))(other)
+        if other.config.model.fusion == "scft":
+            attention_of[name] = other
+    if not args.no_baselines:
+        methods.update({b.name: b for b in all_baselines()})
+    vgg = None
+    if not args.no_vgg:
+        from sketchcolor.models.hed import load_vgg16_hed
+        from sketchcolor.prepare_weights import default_cache_dir, prepare_hed
+
+        vgg = load_vgg16_hed(prepare_hed(default_cache_dir()), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"))
+    results, raw, meta = evaluate(methods, pipe, pictures, seed=args.seed, fid=not args.no_fid, vgg=vgg,
+                                  attention_of=attention_of, progress=not args.quiet)
+    meta.update({"weights": str(weights), "data": str(args.data), "split": args.split})
+    out = Path(args.out)
+    write_json(results, out / "results.json", meta)
+    table = markdown_table(results)
+    (out / "results.md").write_text(table + "\n")
+    print(table)
+    if args.grid:
+        print(f"wrote {comparison_grid(pictures, raw, pipe, args.seed, args.grid, out / 'grid.png')}")
+    print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sketchcolor", description="Reference-based sketch colorization (Lee et al., CVPR 2020).")
     p.add_argument("--version", action="version", version=f"sketchcolor {__version__}")
@@ -173,6 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--title")
     pl.set_defaults(func=_plot_logs)
 
+    ev = sub.add_parser("evaluate", help="the paper's protocol on a prepared split: FID/KID, self-reference metrics, baselines")
+    ev.add_argument("--weights", help="model folder (default: shipped weights)")
+    ev.add_argument("--data", required=True, help="folder made by `sketchcolor prepare-data`")
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ev.add_argument("--out", default="outputs/eval", help="folder for results.json, results.md, grid.png")
+    ev.add_argument("--limit", type=int, help="only the first N pictures of the split")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--compare", action="append", default=[], metavar="NAME=MODEL_DIR", help="another model to score beside ours")
+    ev.add_argument("--grid", type=int, nargs="?", const=6, default=0, metavar="ROWS", help="also write grid.png with ROWS cross and ROWS self rows")
+    ev.add_argument("--no-baselines", action="store_true")
+    ev.add_argument("--no-fid", action="store_true", help="skip FID/KID (no Inception file needed)")
+    ev.add_argument("--no-vgg", action="store_true", help="skip the VGG-feature distance")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("-q", "--quiet", action="store_true")
+    ev.set_defaults(func=_evaluate)
+
     d = sub.add_parser("demo", help="colorize the held-out example drawings with the shipped weights (grid PNG)")
     d.add_argument("--out", default="outputs/demo")
     d.add_argument("--weights", help="model folder (default: the shipped weights/default)")
@@ -190,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except SketchColorError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a folder without write permission, ...: one line, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        print(f"error: {where}{reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

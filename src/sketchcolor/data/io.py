@@ -241,5 +241,9 @@ def save_image(img: np.ndarray, path: str | Path) -> None:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path}: unknown image extension {path.suffix!r}")
-    Image.fromarray(img).save(tmp, format=fmt)
-    tmp.replace(path)
+    try:
+        Image.fromarray(img).save(tmp, format=fmt)
+        tmp.replace(path)
+    except BaseException:  # a full disk or a kill must not leave a half-written file behind
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,12 +1,17 @@
 """Checkpoints: the inference artifact (config.json + model.safetensors) and the trainer state.
 
 Every write goes to a temporary folder that is renamed into place, so a kill during a save
-leaves the previous checkpoint intact. Nothing is ever unpickled: weights are safetensors, the
-trainer state loads with ``weights_only=True``.
+leaves the previous checkpoint intact; a failed write (full disk, no permission) is one
+CheckpointError and replaces nothing. Nothing is ever unpickled: weights are safetensors, the
+trainer state loads with ``weights_only=True``. ``config.json`` records the SHA-256 of
+``model.safetensors`` so that changed weight bytes are an error, not silently other weights, and
+the weights file's header is checked against the config before the model is built.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import re
@@ -15,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -27,15 +32,40 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 STATE_NAME = "trainer_state.pt"
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
+_STALE = re.compile(r"^\.step_\d{8}\.(tmp|old)-\d+$")  # left behind by a process killed mid-save
+_STATE_KEYS = {"step": int, "discriminator": dict, "opt_g": dict, "opt_d": dict, "rng_cpu": torch.Tensor}
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every OS can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_failed(final: Path, e: OSError) -> CheckpointError:
+    reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e)).lower()
+    where = f" ({e.filename})" if e.filename and Path(str(e.filename)).name != final.name else ""
+    return CheckpointError(f"{final}: could not be written: {reason}{where}; nothing was replaced, earlier checkpoints are intact")
 
 
 def _atomic_dir(final: Path, write) -> None:
     """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``final`` (replacing it)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    except OSError as e:
+        raise _write_failed(final, e) from None
     try:
         write(tmp)
         for f in tmp.iterdir():  # flush file contents before the rename makes them visible
@@ -48,22 +78,37 @@ def _atomic_dir(final: Path, write) -> None:
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(final)
+        _fsync_dir(final.parent)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _write_failed(final, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _config_payload(cfg: Config, meta: dict[str, Any] | None) -> str:
-    return json.dumps(
-        {"format_version": FORMAT_VERSION, "package_version": __version__, "config": cfg.to_dict(), "meta": meta or {}},
-        indent=2, sort_keys=True,
-    )
+def _config_payload(cfg: Config, meta: dict[str, Any] | None, weights_sha256: str | None = None) -> str:
+    payload = {"format_version": FORMAT_VERSION, "package_version": __version__, "config": cfg.to_dict(), "meta": meta or {}}
+    if weights_sha256:
+        payload["weights_sha256"] = weights_sha256
+    return json.dumps(payload, indent=2, sort_keys=True)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _write_artifact(folder: Path, generator: nn.Module, cfg: Config, meta: dict[str, Any] | None) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # never let a poisoned model replace a good one
+        raise CheckpointError(f"{folder.parent}: refusing to save weights with NaN/inf values ({', '.join(bad[:3])})")
     save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "sketchcolor": __version__})
-    (folder / CONFIG_NAME).write_text(_config_payload(cfg, meta))
+    (folder / CONFIG_NAME).write_text(_config_payload(cfg, meta, _sha256(folder / WEIGHTS_NAME)))
 
 
 def save_artifact(folder: str | Path, generator: nn.Module, cfg: Config, meta: dict[str, Any] | None = None) -> Path:
@@ -88,8 +133,10 @@ def read_config(folder: str | Path) -> tuple[Config, dict[str, Any]]:
     if not isinstance(raw, dict) or "config" not in raw:
         raise CheckpointError(f"{path}: not a sketchcolor checkpoint config")
     version = raw.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format version {version!r} is newer than this sketchcolor reads ({FORMAT_VERSION}); upgrade sketchcolor")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path}: format_version {version!r} is not a valid version number")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {version} is newer than this sketchcolor reads ({FORMAT_VERSION}); upgrade sketchcolor")
     try:
         cfg = config_from_dict(raw["config"])
     except ConfigError as e:
@@ -97,22 +144,55 @@ def read_config(folder: str | Path) -> tuple[Config, dict[str, Any]]:
     return cfg, raw.get("meta") or {}
 
 
-def load_weights(module: nn.Module, path: Path) -> None:
-    """Load a safetensors file into ``module``; truncation and key/shape mismatches are errors."""
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _header(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header, without reading the data."""
     if not path.is_file():
         raise CheckpointError(f"{path}: missing weights file")
     try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: corrupt or truncated weights ({e})") from None
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: corrupt or truncated weights ({_one_line(e)})") from None
+
+
+def _check_match(path: Path, found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]) -> None:
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
     if missing or extra:
         raise CheckpointError(f"{path}: weights do not match config.json (missing {missing[:2]}, unexpected {extra[:2]})")
-    for k, v in state.items():
-        if v.shape != expected[k].shape:
-            raise CheckpointError(f"{path}: weights do not match config.json ({k}: {tuple(v.shape)} vs {tuple(expected[k].shape)})")
+    for k, shape in found.items():
+        if shape != expected[k]:
+            raise CheckpointError(f"{path}: weights do not match config.json ({k}: {shape} vs {expected[k]})")
+
+
+def _verify_checksum(path: Path) -> None:
+    """Compare ``path`` with the SHA-256 its folder's config.json recorded (when it recorded one)."""
+    try:
+        want = json.loads((path.parent / CONFIG_NAME).read_text()).get("weights_sha256")
+    except (OSError, ValueError, AttributeError):
+        return  # no or unreadable config: read_config reports that where a config is needed
+    if isinstance(want, str) and _sha256(path) != want:
+        raise CheckpointError(f"{path}: contents changed since it was saved (SHA-256 differs from {CONFIG_NAME}); the file is corrupt or was edited")
+
+
+def load_weights(module: nn.Module, path: Path) -> None:
+    """Load a safetensors file into ``module``; truncation, tampering (checksum in the sibling
+    config.json), non-finite values and key/shape mismatches are errors."""
+    path = Path(path)
+    _check_match(path, _header(path), {k: tuple(v.shape) for k, v in module.state_dict().items()})
+    _verify_checksum(path)
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: corrupt or truncated weights ({_one_line(e)})") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path}: weights hold NaN/inf values ({', '.join(bad[:3])})")
     module.load_state_dict(state)
 
 
@@ -121,8 +201,14 @@ def load_artifact(folder: str | Path) -> tuple[nn.Module, Config, dict[str, Any]
     from sketchcolor.models.generator import Colorizer
 
     cfg, meta = read_config(folder)
+    path = Path(folder) / WEIGHTS_NAME
+    # Check the file's tensor shapes against the config on the meta device first: a config edited
+    # to other sizes is a clear error here instead of a huge allocation or a confusing mismatch.
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in Colorizer(cfg.model).state_dict().items()}
+    _check_match(path, _header(path), shapes)
     model = Colorizer(cfg.model)
-    load_weights(model, Path(folder) / WEIGHTS_NAME)
+    load_weights(model, path)
     return model.eval(), cfg, meta
 
 
@@ -145,7 +231,16 @@ def save_checkpoint(
     _atomic_dir(folder, write)
     for old in list_checkpoints(root)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
+    _remove_stale(Path(root))
     return folder
+
+
+def _remove_stale(root: Path) -> None:
+    """Delete temporary folders that a process killed mid-save left behind (one writer per run
+    folder: ours are renamed away before this runs)."""
+    for p in root.iterdir():
+        if p.is_dir() and _STALE.match(p.name):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:
@@ -163,6 +258,12 @@ def load_trainer_state(folder: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing trainer state")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, pickle with forbidden globals, ...
-        raise CheckpointError(f"{path}: unreadable or unsafe trainer state ({type(e).__name__})") from None
+        raise CheckpointError(f"{path}: unreadable or unsafe trainer state ({type(e).__name__}); nothing in it was run") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a trainer state (a {type(state).__name__}, not a dict)")
+    for key, kind in _STATE_KEYS.items():
+        if not isinstance(state.get(key), kind):
+            raise CheckpointError(f"{path}: not a trainer state ({key!r} missing or not a {kind.__name__})")
+    return state
