@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import pytest
 import torch
 
@@ -35,3 +37,57 @@ def tiny_model_cfg() -> ModelConfig:
 def sample_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """scikit-image's bundled color photos, longest side 128 px, as PNG paths."""
     return write_sample_photos(tmp_path_factory.mktemp("sample_photos"), max_side=128)
+
+
+# Small copies of the real sources' layouts, for prepare-data, evaluation and ablation tests.
+COLOR = '<svg viewBox="0 0 72 72" xmlns="http://www.w3.org/2000/svg"><circle cx="36" cy="36" r="{r}" fill="{fill}" stroke="#000" stroke-width="2"/></svg>'
+LINE = '<svg viewBox="0 0 72 72" xmlns="http://www.w3.org/2000/svg"><circle cx="36" cy="36" r="{r}" fill="none" stroke="#000" stroke-width="2"/></svg>'
+
+
+def _make_openmoji(root: Path) -> Path:
+    """An openmoji-shaped package: 2 drawings, one with two skin-tone variants, one broken file."""
+    (root / "color" / "svg").mkdir(parents=True)
+    (root / "black" / "svg").mkdir(parents=True)
+    (root / "data").mkdir()
+    items = {"1F600": (20, "#FCEA2B", ""), "1F44B": (15, "#FFFFFF", ""),
+             "1F44B-1F3FB": (15, "#fadcbc", "1F44B"), "1F44B-1F3FF": (15, "#7a4e33", "1F44B")}
+    meta = []
+    for code, (r, fill, base) in items.items():
+        (root / "color" / "svg" / f"{code}.svg").write_text(COLOR.format(r=r, fill=fill))
+        (root / "black" / "svg" / f"{code}.svg").write_text(LINE.format(r=r))
+        meta.append({"hexcode": code, "annotation": f"emoji {code}", "openmoji_author": "Test Artist",
+                     "skintone_base_hexcode": base})
+    (root / "color" / "svg" / "BROKEN.svg").write_text("<svg this is not xml")
+    (root / "black" / "svg" / "BROKEN.svg").write_text("<svg this is not xml")
+    (root / "data" / "openmoji.json").write_text(json.dumps(meta))
+    return root
+
+
+def _make_clipart(root: Path) -> Path:
+    """A clip-art tree: colored, black-and-white, sizeless (no width/height/viewBox) and broken files."""
+    (root / "animals").mkdir(parents=True)
+    (root / "people").mkdir()
+    (root / "animals" / "red.svg").write_text(
+        '<svg width="64" height="48" xmlns="http://www.w3.org/2000/svg" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        '<metadata><dc:title>Red box</dc:title><dc:creator><dc:title>Jo</dc:title></dc:creator></metadata>'
+        '<rect x="4" y="4" width="56" height="40" fill="#d02020" stroke="#000"/></svg>')
+    (root / "animals" / "bw.svg").write_text(
+        '<svg width="64" height="64" xmlns="http://www.w3.org/2000/svg"><circle cx="32" cy="32" r="20" fill="none" stroke="#000" stroke-width="3"/></svg>')
+    (root / "people" / "sizeless.svg").write_text(
+        '<svg width="100%" height="100%" xmlns="http://www.w3.org/2000/svg"><rect x="10" y="10" width="80" height="50" fill="#2040e0"/></svg>')
+    (root / "people" / "broken.svg").write_text("<svg><rect")
+    return root
+
+
+
+
+@pytest.fixture
+def make_openmoji():
+    """Builder: ``make_openmoji(root) -> root`` with an openmoji-shaped package."""
+    return _make_openmoji
+
+
+@pytest.fixture
+def make_clipart():
+    """Builder: ``make_clipart(root) -> root`` with an Open Clip Art-shaped tree."""
+    return _make_clipart

@@ -163,6 +163,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablate(args: argparse.Namespace) -> int:
+    from sketchcolor.config import load_config
+    from sketchcolor.evaluation.ablation import run_ablation
+    from sketchcolor.evaluation.report import markdown_table, write_json
+
+    cfg = load_config(args.recipe, args.set)
+    results = run_ablation(cfg, args.data, args.out, args.budget, split=args.split, limit=args.limit,
+                           fid=not args.no_fid, vgg=not args.no_vgg, progress=not args.quiet)
+    out = Path(args.out)
+    write_json(results, out / "ablation.json", {"recipe": str(args.recipe), "budget": args.budget, "overrides": args.set})
+    table = markdown_table(results, method_header="losses")
+    (out / "ablation.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sketchcolor", description="Reference-based sketch colorization (Lee et al., CVPR 2020).")
     p.add_argument("--version", action="version", version=f"sketchcolor {__version__}")
@@ -230,6 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=_evaluate)
+
+    ab = sub.add_parser("ablate", help="Table 2: train the recipe with the losses added one at a time and score each")
+    ab.add_argument("--recipe", required=True, help="YAML recipe, e.g. configs/default.yaml")
+    ab.add_argument("--budget", type=int, required=True, help="training steps per row (same seed for all)")
+    ab.add_argument("--data", required=True, help="folder made by `sketchcolor prepare-data`")
+    ab.add_argument("--out", default="outputs/ablation")
+    ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ab.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ab.add_argument("--limit", type=int, help="score only the first N pictures of the split")
+    ab.add_argument("--no-fid", action="store_true")
+    ab.add_argument("--no-vgg", action="store_true")
+    ab.add_argument("-q", "--quiet", action="store_true")
+    ab.set_defaults(func=_ablate)
 
     d = sub.add_parser("demo", help="colorize the held-out example drawings with the shipped weights (grid PNG)")
     d.add_argument("--out", default="outputs/demo")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,46 +15,7 @@ from sketchcolor.data.sources.manifest import read_manifest, split_for
 from sketchcolor.data.sources.openmoji import base_id
 from sketchcolor.data.sources.prepare import prepare
 
-COLOR = '<svg viewBox="0 0 72 72" xmlns="http://www.w3.org/2000/svg"><circle cx="36" cy="36" r="{r}" fill="{fill}" stroke="#000" stroke-width="2"/></svg>'
-LINE = '<svg viewBox="0 0 72 72" xmlns="http://www.w3.org/2000/svg"><circle cx="36" cy="36" r="{r}" fill="none" stroke="#000" stroke-width="2"/></svg>'
-
-
-def make_openmoji(root: Path) -> Path:
-    """An openmoji-shaped package: 2 drawings, one with two skin-tone variants, one broken file."""
-    (root / "color" / "svg").mkdir(parents=True)
-    (root / "black" / "svg").mkdir(parents=True)
-    (root / "data").mkdir()
-    items = {"1F600": (20, "#FCEA2B", ""), "1F44B": (15, "#FFFFFF", ""),
-             "1F44B-1F3FB": (15, "#fadcbc", "1F44B"), "1F44B-1F3FF": (15, "#7a4e33", "1F44B")}
-    meta = []
-    for code, (r, fill, base) in items.items():
-        (root / "color" / "svg" / f"{code}.svg").write_text(COLOR.format(r=r, fill=fill))
-        (root / "black" / "svg" / f"{code}.svg").write_text(LINE.format(r=r))
-        meta.append({"hexcode": code, "annotation": f"emoji {code}", "openmoji_author": "Test Artist",
-                     "skintone_base_hexcode": base})
-    (root / "color" / "svg" / "BROKEN.svg").write_text("<svg this is not xml")
-    (root / "black" / "svg" / "BROKEN.svg").write_text("<svg this is not xml")
-    (root / "data" / "openmoji.json").write_text(json.dumps(meta))
-    return root
-
-
-def make_clipart(root: Path) -> Path:
-    """A clip-art tree: colored, black-and-white, sizeless (no width/height/viewBox) and broken files."""
-    (root / "animals").mkdir(parents=True)
-    (root / "people").mkdir()
-    (root / "animals" / "red.svg").write_text(
-        '<svg width="64" height="48" xmlns="http://www.w3.org/2000/svg" xmlns:dc="http://purl.org/dc/elements/1.1/">'
-        '<metadata><dc:title>Red box</dc:title><dc:creator><dc:title>Jo</dc:title></dc:creator></metadata>'
-        '<rect x="4" y="4" width="56" height="40" fill="#d02020" stroke="#000"/></svg>')
-    (root / "animals" / "bw.svg").write_text(
-        '<svg width="64" height="64" xmlns="http://www.w3.org/2000/svg"><circle cx="32" cy="32" r="20" fill="none" stroke="#000" stroke-width="3"/></svg>')
-    (root / "people" / "sizeless.svg").write_text(
-        '<svg width="100%" height="100%" xmlns="http://www.w3.org/2000/svg"><rect x="10" y="10" width="80" height="50" fill="#2040e0"/></svg>')
-    (root / "people" / "broken.svg").write_text("<svg><rect")
-    return root
-
-
-def test_openmoji_pairs_manifest_and_split(tmp_path: Path) -> None:
+def test_openmoji_pairs_manifest_and_split(tmp_path: Path, make_openmoji) -> None:
     src = make_openmoji(tmp_path / "openmoji")
     out = tmp_path / "data"
     summary = prepare("openmoji", out, size=64, src=src, workers=1, progress=False)
@@ -91,7 +51,7 @@ def test_split_is_deterministic_and_roughly_90_5_5() -> None:
     assert 0.87 < share["train"] < 0.93 and 0.03 < share["val"] < 0.07 and 0.03 < share["test"] < 0.07
 
 
-def test_openclipart_keeps_colored_and_counts_the_rest(tmp_path: Path) -> None:
+def test_openclipart_keeps_colored_and_counts_the_rest(tmp_path: Path, make_clipart) -> None:
     out = tmp_path / "data"
     summary = prepare("openclipart", out, size=64, src=make_clipart(tmp_path / "clip"), workers=1, progress=False)
     assert summary["outcomes"] == {"ok": 2, "not colored": 1, "broken": 1}
@@ -105,7 +65,7 @@ def test_openclipart_keeps_colored_and_counts_the_rest(tmp_path: Path) -> None:
     assert max(w, h) == 64 and 1.3 < w / h < 1.9
 
 
-def test_sources_merge_into_one_manifest_and_train_reads_it(tmp_path: Path) -> None:
+def test_sources_merge_into_one_manifest_and_train_reads_it(tmp_path: Path, make_openmoji, make_clipart) -> None:
     out = tmp_path / "data"
     prepare("openmoji", out, size=64, src=make_openmoji(tmp_path / "om"), workers=1, progress=False)
     prepare("openclipart", out, size=64, src=make_clipart(tmp_path / "clip"), workers=1, progress=False)

@@ -98,7 +98,7 @@ def jpeg_signature_garbage(d: Path) -> Path:
 
 def animated_gif(d: Path) -> Path:
     frames = [Image.new("RGB", (40, 30), c) for c in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
-    frames[0].save(p := d / "animated.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    frames[0].save(p := d / "animated_gif.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
     return p
 
 
@@ -199,7 +199,7 @@ def float_tiff(d: Path) -> Path:
 
 def webp_animated(d: Path) -> Path:
     frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 255, 0))]
-    frames[0].save(p := d / "animated.webp", save_all=True, append_images=frames[1:], duration=50)
+    frames[0].save(p := d / "animated_webp.webp", save_all=True, append_images=frames[1:], duration=50)
     return p
 
 
