@@ -197,6 +197,18 @@ def float_tiff(d: Path) -> Path:
     return p
 
 
+def corrupt_lzw_tiff(d: Path) -> Path:
+    """LZW TIFF with scrambled strip data: libtiff prints "Using code not yet in table." straight
+    to file descriptor 2 while Pillow fails."""
+    buf = io.BytesIO()
+    Image.fromarray(_noise(24, 24, 8)).save(buf, format="TIFF", compression="tiff_lzw")
+    data = bytearray(buf.getvalue())
+    for i in range(208, 400, 3):
+        data[i] ^= 0x5A
+    (p := d / "corrupt_lzw.tif").write_bytes(bytes(data))
+    return p
+
+
 def webp_animated(d: Path) -> Path:
     frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 255, 0))]
     frames[0].save(p := d / "animated_webp.webp", save_all=True, append_images=frames[1:], duration=50)
@@ -228,6 +240,7 @@ CASES = [
     Case("decompression_bomb", decompression_bomb, "error", error="over the limit"),
     Case("header_claims_huge", header_claims_huge, "error", error="over the limit"),
     Case("float_tiff", float_tiff, "error", error="unsupported image mode"),
+    Case("corrupt_lzw_tiff", corrupt_lzw_tiff, "error", error="corrupt or truncated image"),
     Case("animated_gif", animated_gif, "ok", (40, 30)),
     Case("apng", apng, "ok", (36, 24)),
     Case("animated_webp", webp_animated, "ok", (20, 20)),

@@ -104,7 +104,8 @@ def test_pixel_limit_is_configurable_from_the_environment(good_pictures: tuple[P
 @pytest.mark.parametrize("role", ["sketch", "reference"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_cli_colorize(case: Case, role: str, tiny_artifact: Path, good_pictures: tuple[Path, Path], tmp_path: Path,
-                      capsys: pytest.CaptureFixture[str]) -> None:
+                      capfd: pytest.CaptureFixture[str]) -> None:
+    """capfd: what C libraries write to file descriptor 2 counts as a line too."""
     bad = _made[case.name]
     sketch, reference = good_pictures
     if role == "sketch":
@@ -114,7 +115,7 @@ def test_cli_colorize(case: Case, role: str, tiny_artifact: Path, good_pictures:
     out = tmp_path / "out.png"
     rc = main(["colorize", "--sketch", str(sketch), "--reference", str(reference), "-o", str(out),
                "--weights", str(tiny_artifact), "-q"])
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     if case.outcome == "error":
         assert rc == 2
         _one_error_line(err, bad.name, case.error)
@@ -128,7 +129,7 @@ def test_cli_colorize(case: Case, role: str, tiny_artifact: Path, good_pictures:
 
 
 def test_cli_folder_of_bad_sketches(tiny_artifact: Path, good_pictures: tuple[Path, Path], tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+                                    capfd: pytest.CaptureFixture[str]) -> None:
     """A folder run colorizes every readable file and prints one error line per bad one."""
     folder = tmp_path / "sketches"
     folder.mkdir()
@@ -137,7 +138,7 @@ def test_cli_folder_of_bad_sketches(tiny_artifact: Path, good_pictures: tuple[Pa
     out = tmp_path / "colored"
     rc = main(["colorize", "--sketch", str(folder), "--reference", str(good_pictures[1]), "-o", str(out),
                "--weights", str(tiny_artifact), "-q"])
-    captured = capsys.readouterr()
+    captured = capfd.readouterr()
     assert rc == 1
     errors = [ln for ln in captured.err.splitlines() if ln.strip()]
     bad = [c for c in CASES if c.outcome == "error"]
@@ -178,3 +179,67 @@ def test_training_stream_over_the_whole_bad_folder(bad_dir: Path) -> None:
         assert item["target"].shape == (3, 32, 32) and item["sketch"].shape == (1, 32, 32)
     expected_bad = {str(_made[c.name]) for c in CASES if c.outcome == "error"}
     assert set(ds.bad_files) == expected_bad
+
+
+# ------------------------------------------------------------------ Python API (arrays, PIL images)
+
+
+def _lazy_truncated_png() -> Image.Image:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(9).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return Image.open(io.BytesIO(buf.getvalue()[:-200]))  # opened, not decoded yet
+
+
+API_CASES = [
+    ("empty_array", lambda: np.zeros((0, 5, 3), np.uint8), "is not an image"),
+    ("nan_float_array", lambda: np.full((4, 4, 3), np.nan, np.float32), "NaN or infinite"),
+    ("4d_array", lambda: np.zeros((1, 2, 3, 4), np.uint8), "is not an image"),
+    ("two_channel_array", lambda: np.zeros((2, 2, 2), np.uint8), "is not an image"),
+    ("int64_array", lambda: np.zeros((3, 3), np.int64), "unsupported array dtype"),
+    ("lazy_truncated_pil", _lazy_truncated_png, "corrupt image"),
+    ("pil_float_mode", lambda: Image.new("F", (3, 3)), "unsupported image mode"),
+    ("one_pixel_array", lambda: np.zeros((1, 1, 3), np.uint8), None),
+    ("thin_float_array", lambda: np.linspace(0, 1, 300)[None, :], None),
+    ("bool_array", lambda: np.eye(5, dtype=bool), None),
+    ("rgba_pil", lambda: Image.new("RGBA", (7, 3), (0, 0, 0, 0)), None),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "error"), API_CASES, ids=[c[0] for c in API_CASES])
+def test_pipeline_with_arrays_and_pil_images(name: str, make, error: str | None, tiny_artifact: Path,
+                                             good_pictures: tuple[Path, Path]) -> None:
+    from sketchcolor.inference.pipeline import ColorizePipeline
+
+    pipe = ColorizePipeline.from_pretrained(tiny_artifact, device="cpu")
+    source = make()
+    if error:
+        with pytest.raises(ImageError, match=error):
+            pipe(source, good_pictures[1])
+        with pytest.raises(ImageError, match=error):
+            pipe(good_pictures[0], make())
+        return
+    out = pipe(source, good_pictures[1])
+    h, w = np.asarray(source).shape[:2]
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    assert pipe(good_pictures[0], make()).shape == (40, 48, 3)
+
+
+@pytest.mark.parametrize(("exc", "reason"), [
+    (OSError(28, "No space left on device"), "no space left on device"),  # errno.ENOSPC
+    (PermissionError(13, "Permission denied"), "permission denied"),
+], ids=["disk_full", "permission"])
+def test_cli_output_that_cannot_be_written(exc: OSError, reason: str, tiny_artifact: Path,
+                                           good_pictures: tuple[Path, Path], tmp_path: Path,
+                                           capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def save(self, fp, *a, **k):
+        Path(fp).write_bytes(b"\x89PNG half")  # some bytes reached the disk
+        raise exc
+    monkeypatch.setattr(Image.Image, "save", save)
+    out = tmp_path / "out" / "o.png"
+    rc = main(["colorize", "--sketch", str(good_pictures[0]), "--reference", str(good_pictures[1]), "-o", str(out),
+               "--weights", str(tiny_artifact), "-q"])
+    assert rc == 2
+    _one_error_line(capfd.readouterr().err, f"{out}: could not be written: {reason}")
+    assert list((tmp_path / "out").iterdir()) == []  # no half-written file, no temporary file

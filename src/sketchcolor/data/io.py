@@ -6,6 +6,7 @@ accepted formats and the error messages live in one place.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from sketchcolor.errors import ImageError
+from sketchcolor.errors import ImageError, SketchColorError
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 
@@ -106,7 +107,19 @@ def load_image(source: ImageLike, name: str | None = None) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source, name or "<array>")
     if isinstance(source, Image.Image):
-        return np.asarray(_to_pil_rgb(source, name or "<image>"))
+        label = name or "<image>"
+        w, h = source.size
+        if w * h > MAX_PIXELS:
+            raise ImageError(f"{label}: {w}x{h} px is over the limit of {MAX_PIXELS:,} pixels (SKETCHCOLOR_MAX_PIXELS)")
+        try:
+            arr = np.asarray(_to_pil_rgb(source, label))
+        except ImageError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a lazily opened, corrupt file decodes only now
+            raise ImageError(f"{label}: corrupt image ({type(e).__name__}: {_short(e)})") from None
+        if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise ImageError(f"{label}: image has no pixels")
+        return arr
     path = Path(source)
     label = name or str(path)
     if not path.is_file():
@@ -141,6 +154,8 @@ def load_image(source: ImageLike, name: str | None = None) -> np.ndarray:
         raise ImageError(f"{label}: {size} is over the limit of {MAX_PIXELS:,} pixels (SKETCHCOLOR_MAX_PIXELS)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not a readable image (unknown format or corrupt header)") from None
+    except PermissionError:
+        raise ImageError(f"{label}: cannot be read (permission denied)") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
         raise ImageError(f"{label}: corrupt or truncated image ({_short(e)})") from None
     except MemoryError:
@@ -161,6 +176,12 @@ def _short(e: BaseException) -> str:
 
 
 def _array_to_rgb(arr: np.ndarray, name: str) -> np.ndarray:
+    if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageError(f"{name}: array of shape {arr.shape} is not an image")
+    if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
+        raise ImageError(f"{name}: {arr.shape[1]}x{arr.shape[0]} px is over the limit of {MAX_PIXELS:,} pixels (SKETCHCOLOR_MAX_PIXELS)")
+    if arr.dtype in (np.float32, np.float64) and not np.isfinite(arr).all():
+        raise ImageError(f"{name}: array holds NaN or infinite values")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.dtype == np.uint16:
@@ -244,6 +265,10 @@ def save_image(img: np.ndarray, path: str | Path) -> None:
     try:
         Image.fromarray(img).save(tmp, format=fmt)
         tmp.replace(path)
-    except BaseException:  # a full disk or a kill must not leave a half-written file behind
+    except OSError as e:  # a full disk must not leave a half-written file behind
+        tmp.unlink(missing_ok=True)
+        reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e)).lower()
+        raise SketchColorError(f"{path}: could not be written: {reason}") from None
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -51,9 +51,9 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _write_failed(final: Path, e: OSError) -> CheckpointError:
+    # The file named in ``e`` lies in the temporary folder, which is gone by now: name ``final``.
     reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e)).lower()
-    where = f" ({e.filename})" if e.filename and Path(str(e.filename)).name != final.name else ""
-    return CheckpointError(f"{final}: could not be written: {reason}{where}; nothing was replaced, earlier checkpoints are intact")
+    return CheckpointError(f"{final}: could not be written: {reason}; nothing was replaced, earlier checkpoints are intact")
 
 
 def _atomic_dir(final: Path, write) -> None:
@@ -164,10 +164,12 @@ def _check_match(path: Path, found: dict[str, tuple[int, ...]], expected: dict[s
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
     if missing or extra:
-        raise CheckpointError(f"{path}: weights do not match config.json (missing {missing[:2]}, unexpected {extra[:2]})")
+        raise CheckpointError(f"{path}: weights do not match config.json ({len(missing)} tensors the config needs are not "
+                              f"in the file, e.g. {missing[:2]}; {len(extra)} in the file are not in the config, e.g. {extra[:2]})")
     for k, shape in found.items():
         if shape != expected[k]:
-            raise CheckpointError(f"{path}: weights do not match config.json ({k}: {shape} vs {expected[k]})")
+            raise CheckpointError(f"{path}: weights do not match config.json ({k} is {shape} in the file, "
+                                  f"{expected[k]} by the config)")
 
 
 def _verify_checksum(path: Path) -> None:
@@ -265,5 +267,5 @@ def load_trainer_state(folder: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a trainer state (a {type(state).__name__}, not a dict)")
     for key, kind in _STATE_KEYS.items():
         if not isinstance(state.get(key), kind):
-            raise CheckpointError(f"{path}: not a trainer state ({key!r} missing or not a {kind.__name__})")
+            raise CheckpointError(f"{path}: not a trainer state ({key!r} is missing or not of type {kind.__name__})")
     return state

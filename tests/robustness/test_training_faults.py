@@ -1,0 +1,359 @@
+"""Issue 4, training: NaN/inf steps are skipped, counted and stop the run after K in a row; a run
+killed with SIGKILL resumes to bitwise the weights of an unbroken run; a save that dies or finds
+the disk full leaves every earlier checkpoint intact."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save as safetensors_bytes
+
+import sketchcolor.training.checkpoint as ckpt
+import sketchcolor.training.step as step_mod
+from sketchcolor.cli import main
+from sketchcolor.config import load_config
+from sketchcolor.errors import CheckpointError, SketchColorError
+from sketchcolor.models import Colorizer, PatchDiscriminator
+from sketchcolor.training.checkpoint import list_checkpoints, load_artifact, load_trainer_state, save_checkpoint
+from sketchcolor.training.loop import fit
+from sketchcolor.training.step import train_step
+from tiny_recipe import SMALL_MODEL, SMALL_TRAIN, TINY
+
+
+def _cfg(*extra: str):
+    return load_config(TINY, SMALL_MODEL + SMALL_TRAIN + list(extra))
+
+
+def _snapshot(*modules: torch.nn.Module) -> list[torch.Tensor]:
+    """Parameters only: D's spectral-norm power-iteration vectors move on every training forward."""
+    return [t.detach().clone() for m in modules for t in m.parameters()]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+# ------------------------------------------------------------------ one step
+
+
+@pytest.fixture
+def parts():
+    cfg = _cfg()
+    torch.manual_seed(0)
+    g, d = Colorizer(cfg.model), PatchDiscriminator(cfg.model)
+    opt_g, opt_d = torch.optim.Adam(g.parameters(), 1e-3), torch.optim.Adam(d.parameters(), 1e-3)
+    gen = torch.Generator().manual_seed(0)
+    batch = {"sketch": torch.rand(2, 1, 32, 32) * 2 - 1, "reference": torch.rand(2, 3, 32, 32) * 2 - 1,
+             "target": torch.rand(2, 3, 32, 32) * 2 - 1, "correspondence": torch.randint(-1, 64, (2, 64))}
+    return g, d, opt_g, opt_d, batch, cfg.loss, gen
+
+
+def _poison_total(value: float):
+    real = step_mod.generator_terms
+
+    def terms(*args, **kw):
+        t = real(*args, **kw)
+        t["total"] = t["total"] * value
+        return t
+    return terms
+
+
+def test_good_step_updates_both(parts) -> None:
+    g, d, opt_g, opt_d, batch, loss, gen = parts
+    g0, d0 = _snapshot(g), _snapshot(d)
+    m = train_step(g, d, opt_g, opt_d, batch, loss, None, gen)
+    assert m["skipped"] == 0.0 and not _same(g0, _snapshot(g)) and not _same(d0, _snapshot(d))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_nonfinite_d_loss_skips_the_whole_step(parts, value: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    g, d, opt_g, opt_d, batch, loss, gen = parts
+    real = step_mod.discriminator_terms
+    monkeypatch.setattr(step_mod, "discriminator_terms", lambda *a, **k: {"d": real(*a, **k)["d"] * value})
+    g0, d0 = _snapshot(g), _snapshot(d)
+    m = train_step(g, d, opt_g, opt_d, batch, loss, None, gen)
+    assert m["skipped"] == 1.0
+    assert _same(g0, _snapshot(g)) and _same(d0, _snapshot(d))
+    assert not opt_g.state and not opt_d.state  # Adam moments untouched too
+    assert all(p.requires_grad for p in d.parameters())
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_nonfinite_g_loss_skips_g(parts, value: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    g, d, opt_g, opt_d, batch, loss, gen = parts
+    monkeypatch.setattr(step_mod, "generator_terms", _poison_total(value))
+    g0 = _snapshot(g)
+    m = train_step(g, d, opt_g, opt_d, batch, loss, None, gen)
+    assert m["skipped"] == 1.0 and _same(g0, _snapshot(g)) and not opt_g.state
+    assert all(p.requires_grad for p in d.parameters())
+
+
+def test_nonfinite_gradient_with_finite_loss_skips_g(parts, monkeypatch: pytest.MonkeyPatch) -> None:
+    g, d, opt_g, opt_d, batch, loss, gen = parts
+    real = step_mod.generator_terms
+
+    def terms(out, *args, **kw):
+        t = real(out, *args, **kw)
+        t["total"] = t["total"] + 0.0 * torch.sqrt(out.image.sum() * 0.0)  # d/dx sqrt at 0 = inf; 0 * inf = NaN
+        return t
+    monkeypatch.setattr(step_mod, "generator_terms", terms)
+    g0 = _snapshot(g)
+    m = train_step(g, d, opt_g, opt_d, batch, loss, None, gen)
+    assert torch.isfinite(torch.tensor(m["total"])) and m["skipped"] == 1.0
+    assert _same(g0, _snapshot(g)) and not opt_g.state
+
+
+# ------------------------------------------------------------------ whole runs
+
+
+def _bad_from(monkeypatch: pytest.MonkeyPatch, steps: set[int] | range) -> None:
+    """Make G's loss NaN on the given (1-based) steps of the next run."""
+    real = step_mod.generator_terms
+    calls = {"n": 0}
+
+    def terms(*args, **kw):
+        calls["n"] += 1
+        t = real(*args, **kw)
+        if calls["n"] in steps:
+            t["total"] = t["total"] * float("nan")
+        return t
+    monkeypatch.setattr(step_mod, "generator_terms", terms)
+
+
+def test_nan_streak_stops_the_run_and_keeps_the_last_good_checkpoint(train_photos: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _bad_from(monkeypatch, range(3, 100))
+    cfg = _cfg("train.steps=20", "train.checkpoint_every=1", "train.max_bad_steps=3")
+    run = tmp_path / "run"
+    with pytest.raises(SketchColorError) as info:
+        fit(cfg, train_photos, run, progress=False)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "stopped at step 5 after 3 steps in a row with a non-finite loss" in msg
+    assert f"the last good checkpoint is {run / 'checkpoints' / 'step_00000002'}" in msg
+    assert "train.max_bad_steps=3" in msg
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_00000001", "step_00000002"]
+    assert not (run / "model").exists()
+    model, _, _ = load_artifact(run / "checkpoints" / "step_00000002")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert load_trainer_state(run / "checkpoints" / "step_00000002")["skipped"] == 0
+
+
+def test_isolated_bad_step_is_counted_and_the_checkpoint_waits_for_a_good_step(
+        train_photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _bad_from(monkeypatch, {2})
+    cfg = _cfg("train.steps=4", "train.checkpoint_every=2", "train.max_bad_steps=2")
+    run = tmp_path / "run"
+    fit(cfg, train_photos, run, progress=False)
+    # step 2's checkpoint was due while its update had been skipped: written after step 3 instead
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_00000003", "step_00000004"]
+    assert json.loads((run / "summary.json").read_text())["skipped_steps"] == 1
+    state = load_trainer_state(run / "checkpoints" / "step_00000004")
+    assert state["skipped"] == 1 and state["bad_streak"] == 0
+
+
+def test_nan_loss_weight_stops_the_cli_with_one_error_line(train_photos: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--config", str(TINY), "--data", str(train_photos), "--out", str(tmp_path / "run"), "-q"]
+    for s in SMALL_MODEL + SMALL_TRAIN + ["train.steps=10", "train.max_bad_steps=2", "loss.lambda_rec=.nan"]:
+        args += ["--set", s]
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error")]
+    assert len(err) == 1 and "stopped at step 2 after 2 steps in a row" in err[0], err
+    assert "no checkpoint had been written yet" in err[0]
+
+
+# ------------------------------------------------------------------ saves that die
+
+
+def _tiny_model_and_state():
+    cfg = _cfg()
+    torch.manual_seed(0)
+    return Colorizer(cfg.model), cfg, {"step": 0, "elapsed": 0.0, "skipped": 0, "discriminator": {"w": torch.ones(3)},
+                                       "opt_g": {}, "opt_d": {}, "rng_cpu": torch.get_rng_state()}
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _partial_save_file(exc: BaseException):
+    def save_file(tensors, filename, metadata=None):
+        data = safetensors_bytes(tensors, metadata)
+        Path(filename).write_bytes(data[: len(data) // 2])  # half the file made it to disk
+        raise exc
+    return save_file
+
+
+def _partial_torch_save(exc: BaseException):
+    def save(obj, f, *a, **k):
+        Path(f).write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+        raise exc
+    return save
+
+
+@pytest.mark.parametrize(("target", "exc", "message"), [
+    ("save_file", RuntimeError("killed mid-write"), "killed mid-write"),
+    ("save_file", OSError(errno.ENOSPC, "No space left on device"), "no space left on device"),
+    ("torch_save", OSError(errno.ENOSPC, "No space left on device"), "no space left on device"),
+    ("torch_save", PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
+], ids=["weights_interrupted", "weights_disk_full", "state_disk_full", "state_permission"])
+def test_failed_save_replaces_nothing(target: str, exc: BaseException, message: str, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    model, cfg, state = _tiny_model_and_state()
+    root = tmp_path / "checkpoints"
+    first = save_checkpoint(root, 1, model, cfg, {**state, "step": 1})
+    before, listed = _tree(root), list_checkpoints(root)
+    if target == "save_file":
+        monkeypatch.setattr(ckpt, "save_file", _partial_save_file(exc))
+    else:
+        monkeypatch.setattr(ckpt.torch, "save", _partial_torch_save(exc))
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    with pytest.raises((CheckpointError, type(exc))) as info:
+        save_checkpoint(root, 2, model, cfg, {**state, "step": 2})
+    assert message in str(info.value)
+    if isinstance(exc, OSError):
+        assert isinstance(info.value, CheckpointError) and "\n" not in str(info.value)
+        assert "nothing was replaced, earlier checkpoints are intact" in str(info.value)
+    assert _tree(root) == before and list_checkpoints(root) == listed == [first]
+    assert [p.name for p in root.iterdir()] == ["step_00000001"]  # no temporary folder left either
+    monkeypatch.undo()
+    load_artifact(first)
+    assert load_trainer_state(first)["step"] == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_sigkill_in_the_middle_of_a_save(tmp_path: Path) -> None:
+    """A child process is killed (SIGKILL: no cleanup runs) halfway through writing the weights of
+    step 2. Step 1 stays complete and listed; the half-written folder is never taken for a
+    checkpoint and the next save removes it."""
+    model, cfg, state = _tiny_model_and_state()
+    root = tmp_path / "checkpoints"
+    first = save_checkpoint(root, 1, model, cfg, {**state, "step": 1})
+    before = _tree(root)
+    pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        try:
+            def dying_save_file(tensors, filename, metadata=None):
+                data = safetensors_bytes(tensors, metadata)
+                with open(filename, "wb") as f:
+                    f.write(data[: len(data) // 2])
+                    f.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            ckpt.save_file = dying_save_file
+            save_checkpoint(root, 2, model, cfg, {**state, "step": 2})
+        finally:
+            os._exit(3)  # only reached if the kill did not happen
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("child did not finish")
+        time.sleep(0.01)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    leftovers = [p.name for p in root.iterdir() if p.name != "step_00000001"]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".step_00000002.tmp-")  # the half-written one
+    assert list_checkpoints(root) == [first]
+    assert {k: v for k, v in _tree(root).items() if k.startswith("step_")} == before
+    load_artifact(first)
+    load_trainer_state(first)
+    save_checkpoint(root, 3, model, cfg, {**state, "step": 3})
+    assert sorted(p.name for p in root.iterdir()) == ["step_00000001", "step_00000003"]
+
+
+def test_full_disk_during_training_is_one_error_line(train_photos: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    real = ckpt.save_file
+    calls = {"n": 0}
+
+    def save_file(tensors, filename, metadata=None):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second checkpoint finds the disk full halfway
+            _partial_save_file(OSError(errno.ENOSPC, "No space left on device", filename))(tensors, filename, metadata)
+        return real(tensors, filename, metadata=metadata)
+    monkeypatch.setattr(ckpt, "save_file", save_file)
+    run = tmp_path / "run"
+    args = ["train", "--config", str(TINY), "--data", str(train_photos), "--out", str(run), "-q"]
+    for s in SMALL_MODEL + SMALL_TRAIN + ["train.steps=3", "train.checkpoint_every=1"]:
+        args += ["--set", s]
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith(f"error: {run / 'checkpoints' / 'step_00000002'}: could not be written: no space left on device")
+    ckpts = run / "checkpoints"
+    assert list_checkpoints(ckpts) == [ckpts / "step_00000001"]
+    assert [p.name for p in ckpts.iterdir()] == ["step_00000001"]
+    load_artifact(ckpts / "step_00000001")
+    assert load_trainer_state(ckpts / "step_00000001")["step"] == 1
+    assert not (run / "model").exists()
+
+
+# ------------------------------------------------------------------ SIGKILL and resume
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_sigkill_at_a_random_step_then_resume_equals_unbroken_run(train_photos: Path, tmp_path: Path) -> None:
+    steps = 14
+    rng = random.Random(4)  # seeded: the same kill point on every run of the suite
+    kill_after, extra_delay = rng.randint(2, 6), rng.uniform(0.0, 0.03)
+    overrides = SMALL_MODEL + SMALL_TRAIN + [f"train.steps={steps}", "train.checkpoint_every=1", "train.seed=3"]
+    args = ["train", "--config", str(TINY), "--data", str(train_photos), "-q"]
+    for s in overrides:
+        args += ["--set", s]
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "sketchcolor.cli", *args, "--out", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    target = run / "checkpoints" / f"step_{kill_after:08d}"
+    deadline = time.monotonic() + 120
+    try:
+        while not target.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "training subprocess made no progress"
+            time.sleep(0.002)
+        time.sleep(extra_delay)  # a random moment after that checkpoint: mid-step or mid-save
+        still_running = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+        proc.stderr.close()
+    assert still_running and proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (run / "model").exists()
+    done = list_checkpoints(run / "checkpoints")
+    killed_at = int(done[-1].name.split("_")[1])
+    assert kill_after <= killed_at < steps
+    load_artifact(done[-1])  # the newest complete checkpoint is loadable as is
+
+    assert main([*args, "--out", str(run), "--resume"]) == 0
+    resumed = _weights(run / "model")
+    unbroken_dir = fit(load_config(TINY, overrides), train_photos, tmp_path / "unbroken", progress=False)
+    unbroken = _weights(unbroken_dir)
+    assert resumed.keys() == unbroken.keys()
+    for k in unbroken:
+        assert torch.equal(resumed[k], unbroken[k]), k
+    da = load_trainer_state(list_checkpoints(run / "checkpoints")[-1])
+    db = load_trainer_state(list_checkpoints(tmp_path / "unbroken" / "checkpoints")[-1])
+    assert da["step"] == db["step"] == steps
+    for k in db["discriminator"]:
+        assert torch.equal(da["discriminator"][k], db["discriminator"][k]), k
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]  # stale temp folders cleaned
