@@ -107,3 +107,14 @@ def test_truncated_weights_fail_with_one_line(trained: Path, sample_photos: list
     proc = _run("colorize", "--sketch", str(sample_photos[1]), "--reference", str(sample_photos[0]),
                 "-o", str(tmp_path / "o.png"), "--weights", str(broken))
     _assert_one_error_line(proc, "model.safetensors")
+
+
+def test_colorize_folder_keeps_files_with_the_same_stem_apart(trained: Path, sample_photos: list[Path], tmp_path: Path) -> None:
+    sketches = tmp_path / "sk"
+    sketches.mkdir()
+    Image.fromarray(np.full((20, 20), 255, np.uint8)).save(sketches / "a.png")
+    Image.fromarray(np.full((20, 30), 255, np.uint8)).save(sketches / "a.jpg")
+    out = tmp_path / "o"
+    assert main(["colorize", "--sketch", str(sketches), "--reference", str(sample_photos[0]), "-o", str(out),
+                 "--weights", str(trained), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg.png", "a.png.png"]

@@ -40,9 +40,12 @@ def _colorize(args: argparse.Namespace) -> int:
         if out.suffix:
             raise SketchColorError(f"{out}: for a folder of sketches, -o must be a folder")
         failed = 0
+        stems = [f.stem for f in files]
         for f in tqdm(files, desc="colorize", unit="img", disable=args.quiet):
+            # a.gif and a.webp would both become a.png: keep the extension where stems collide
+            name = f"{f.stem}.png" if stems.count(f.stem) == 1 else f"{f.name}.png"
             try:
-                save_image(pipe(f, args.reference, extract_sketch=args.extract_sketch), out / f"{f.stem}.png")
+                save_image(pipe(f, args.reference, extract_sketch=args.extract_sketch), out / name)
             except SketchColorError as e:  # one bad file must not stop a folder
                 failed += 1
                 print(f"error: {e}", file=sys.stderr)

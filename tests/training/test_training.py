@@ -85,3 +85,17 @@ def test_real_tiny_training_lowers_heldout_l1(tmp_path: Path, sample_photos: lis
     after = heldout_l1(load_artifact(model_dir)[0], batches, torch.device("cpu"))
     assert after < 0.8 * before, (before, after)
     assert (tmp_path / "run" / "samples").is_dir() and any((tmp_path / "run" / "logs").iterdir())
+
+
+def test_resume_with_a_mismatched_trainer_state_is_one_clear_error(tmp_path: Path, sample_photos: list[Path]) -> None:
+    from sketchcolor.errors import CheckpointError
+
+    cfg = load_config(TINY, SMALL + ["train.steps=1"])
+    fit(cfg, sample_photos[0].parent, tmp_path / "r", progress=False)
+    last = list_checkpoints(tmp_path / "r" / "checkpoints")[-1]
+    state = load_trainer_state(last)
+    key = next(iter(state["discriminator"]))
+    state["discriminator"][key] = torch.zeros(3, 3)  # right keys, wrong shape
+    torch.save(state, last / "trainer_state.pt")
+    with pytest.raises(CheckpointError, match="does not match this model"):
+        fit(load_config(TINY, SMALL + ["train.steps=2"]), sample_photos[0].parent, tmp_path / "r", resume=True, progress=False)

@@ -58,6 +58,13 @@ def build_vgg(cfg: Config) -> torch.nn.Module | None:
     return load_vgg16_hed(path, cfg.loss.vgg_layers)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -132,10 +139,14 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
             raise CheckpointError(f"{last}: its model config differs from the one given; resume with the same recipe")
         load_weights(generator, last / WEIGHTS_NAME)
         state = load_trainer_state(last)
-        discriminator.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        torch.set_rng_state(state["rng_cpu"])
+        try:
+            discriminator.load_state_dict(state["discriminator"])
+            opt_g.load_state_dict(state["opt_g"])
+            opt_d.load_state_dict(state["opt_d"])
+            torch.set_rng_state(state["rng_cpu"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"{last}: trainer state does not match this model ({first[:160]})") from None
         start, elapsed, skipped = int(state["step"]), float(state["elapsed"]), int(state.get("skipped", 0))
         streak = int(state.get("bad_streak", 0))
         log.info("resumed from %s (step %d)", last, start)
@@ -143,7 +154,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
         log.info("nothing to resume in %s; starting fresh", ckpt_root)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(cfg.to_json())
+    write_text_atomic(out_dir / "config.json", cfg.to_json())
     meta_base = {"recipe": cfg.name, "data": str(data_dir), "train_images": len(images),
                  "data_manifest_sha256": manifest_hash(data_dir) if (data_dir / "manifest.csv").is_file() else None,
                  "git_commit": _git_commit(), "hardware": f"{platform.machine()} {device.type}"
@@ -225,6 +236,6 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
     model_dir = save_artifact(out_dir / "model", generator, cfg,
                               {**meta_base, "step": step, "train_seconds": round(elapsed, 1), "skipped_steps": skipped,
                                "bad_files": len(images.bad_files)})
-    (out_dir / "summary.json").write_text(json.dumps({"step": step, "train_seconds": round(elapsed, 1),
+    write_text_atomic(out_dir / "summary.json", json.dumps({"step": step, "train_seconds": round(elapsed, 1),
                                                       "skipped_steps": skipped}, indent=2))
     return model_dir
