@@ -264,7 +264,9 @@ def test_vgg16_trunk_gives_five_relu_maps(hed_file: Path, hed: HED) -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
     with torch.no_grad():  # the same trunk, with the same preprocessing, as inside HED
         first = hed.features[1](hed.features[0](hed.prep(x)))
-    assert torch.allclose(first, feats["relu1_1"].detach(), atol=1e-5)
+    # ... divided by 255 x 0.226 to the scale of an ImageNet VGG on standardised input
+    assert vgg.FEATURE_SCALE == pytest.approx(57.63)
+    assert torch.allclose(first / vgg.FEATURE_SCALE, feats["relu1_1"].detach(), atol=1e-5)
 
 
 def test_vgg16_trunk_is_a_drop_in_for_the_perceptual_loss(hed_file: Path) -> None:
