@@ -43,6 +43,12 @@ class ModelConfig:
     # Normalisation in encoders/decoder. "none" keeps the global colour of the reference intact
     # (instance norm would subtract exactly the per-channel shift the model must transfer).
     norm: Literal["none", "batch"] = "none"
+    # Output activation. "tanh" as public ports of the paper; "clamp" = clamp to [-1, 1] in the
+    # forward pass with the identity's gradient (straight-through). On drawings, where most target
+    # pixels are exactly white (+1), tanh saturates: L1 keeps pushing the pre-activation of white
+    # pixels up, the shared bias follows and within ~25 steps 95% of outputs are stuck at white
+    # with no gradient left (measured on the tiny recipe, 64 px). The clamp keeps gradients alive.
+    output: Literal["tanh", "clamp"] = "tanh"
     disc_channels: int = 64
     disc_layers: int = 3
     disc_spectral_norm: bool = True
@@ -216,6 +222,11 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "2e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
         return float(value)

@@ -28,6 +28,8 @@ class ColorizerOutput:
 class Colorizer(nn.Module):
     """G(I_s, I_r): sketch ``[B, 1, H, W]`` + reference ``[B, 3, H', W']`` -> ``ColorizerOutput``.
 
+    The residual blocks, decoder and output activation follow ``cfg``; the image is in [-1, 1].
+
     H and W must be multiples of ``cfg.feature_stride``; the reference may have another size.
     """
 
@@ -56,6 +58,13 @@ class Colorizer(nn.Module):
         self.decoder = nn.ModuleList(ups)
         self.to_rgb = nn.Conv2d(cin, 3, 3, padding=1)
 
+    def activate(self, x: torch.Tensor) -> torch.Tensor:
+        """Map the decoder's last layer to [-1, 1] (see ``ModelConfig.output``)."""
+        if self.cfg.output == "tanh":
+            return torch.tanh(x)
+        # clamp forward, identity backward: out-of-range pixels still get pulled back by the losses
+        return x + (x.clamp(-1.0, 1.0) - x).detach()
+
     def forward(self, sketch: torch.Tensor, reference: torch.Tensor) -> ColorizerOutput:
         s = self.cfg.feature_stride
         assert sketch.dim() == 4 and sketch.shape[1] == 1, f"sketch must be [B, 1, H, W], got {tuple(sketch.shape)}"
@@ -74,5 +83,5 @@ class Colorizer(nn.Module):
         x = self.res_blocks(self.bottleneck(fused))
         for up, idx in zip(self.decoder, self.skip_layers):
             x = up(x, feats_s[idx])
-        image = torch.tanh(self.to_rgb(x))
+        image = self.activate(self.to_rgb(x))
         return ColorizerOutput(image=image, attention=attention, query=query, key=key)
