@@ -18,10 +18,10 @@ requests/click, and neither is used)::
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
+from sketchcolor.hashing import file_digest
 from sketchcolor.errors import CheckpointError, MissingWeightsError, SketchColorError
 from sketchcolor.models.hed import (
     FORMAT_TAG,
@@ -46,14 +46,6 @@ def default_cache_dir() -> Path:
     import os
 
     return Path(os.environ.get("SKETCHCOLOR_CACHE", Path.home() / ".cache" / "sketchcolor")).expanduser()
-
-
-def _file_sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def prepare_hed(out_dir: str | Path) -> Path:
@@ -85,7 +77,7 @@ def find_fid_inception() -> Path:
     path = pkg / FID_FILE
     if not path.is_file():
         raise MissingWeightsError(f"{path}: FID Inception weights missing from the installed package; reinstall: {FID_PIP}")
-    got = _file_sha1(path)
+    got = file_digest(path, "sha1")
     if got != FID_SHA1:
         raise CheckpointError(f"{path}: SHA-1 {got} is not the declared {FID_SHA1}; reinstall: {FID_PIP}")
     return path

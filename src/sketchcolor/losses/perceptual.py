@@ -24,7 +24,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _layer_names(plan: tuple[int | str, ...]) -> list[str]:
+def layer_names(plan: tuple[int | str, ...]) -> list[str]:
     """Name every module of the plan's ``features`` stack: conv1_1, relu1_1, ..., pool1, ..."""
     names, block, idx = [], 1, 1
     for item in plan:
@@ -46,7 +46,7 @@ class VGGFeatures(nn.Module):
 
     def __init__(self, layers: tuple[str, ...], plan: tuple[int | str, ...] = VGG19_PLAN) -> None:
         super().__init__()
-        names = _layer_names(plan)
+        names = layer_names(plan)
         missing = [n for n in layers if n not in names]
         if missing:
             raise ValueError(f"VGG plan has no layer(s) {missing}")

@@ -24,7 +24,6 @@ training.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import tempfile
@@ -34,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sketchcolor.hashing import file_digest
+from sketchcolor.losses.perceptual import layer_names
 from sketchcolor.errors import CheckpointError, MissingWeightsError
 
 # torchvision's VGG "D" (VGG16) plan: channels, "M" = 2x2 max-pool.
@@ -53,15 +54,7 @@ _HED_DEPTH = 30  # features.0 .. features.29 (relu5_3); HED has no pool5
 
 def vgg_layer_names(plan: tuple[int | str, ...] = VGG16_PLAN) -> list[str]:
     """Name every module of the plan's ``features`` stack: conv1_1, relu1_1, ..., pool1, ..."""
-    names, block, idx = [], 1, 1
-    for item in plan:
-        if item == "M":
-            names.append(f"pool{block}")
-            block, idx = block + 1, 1
-        else:
-            names += [f"conv{block}_{idx}", f"relu{block}_{idx}"]
-            idx += 1
-    return names
+    return layer_names(plan)
 
 
 def _vgg_features(plan: tuple[int | str, ...], depth: int, inplace: bool) -> nn.Sequential:
@@ -228,11 +221,7 @@ def find_hed_h5() -> Path | None:
 
 
 def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def _conv_index(block: int, conv: int) -> int:

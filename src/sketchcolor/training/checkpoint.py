@@ -11,7 +11,6 @@ the weights file's header is checked against the config before the model is buil
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from torch import nn
 
 from sketchcolor import __version__
 from sketchcolor.config import FORMAT_VERSION, Config, config_from_dict
+from sketchcolor.hashing import file_digest
 from sketchcolor.errors import CheckpointError, ConfigError
 
 CONFIG_NAME = "config.json"
@@ -94,21 +94,13 @@ def _config_payload(cfg: Config, meta: dict[str, Any] | None, weights_sha256: st
     return json.dumps(payload, indent=2, sort_keys=True)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_artifact(folder: Path, generator: nn.Module, cfg: Config, meta: dict[str, Any] | None) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:  # never let a poisoned model replace a good one
         raise CheckpointError(f"{folder.parent}: refusing to save weights with NaN/inf values ({', '.join(bad[:3])})")
     save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "sketchcolor": __version__})
-    (folder / CONFIG_NAME).write_text(_config_payload(cfg, meta, _sha256(folder / WEIGHTS_NAME)))
+    (folder / CONFIG_NAME).write_text(_config_payload(cfg, meta, file_digest(folder / WEIGHTS_NAME)))
 
 
 def save_artifact(folder: str | Path, generator: nn.Module, cfg: Config, meta: dict[str, Any] | None = None) -> Path:
@@ -178,7 +170,7 @@ def _verify_checksum(path: Path) -> None:
         want = json.loads((path.parent / CONFIG_NAME).read_text()).get("weights_sha256")
     except (OSError, ValueError, AttributeError):
         return  # no or unreadable config: read_config reports that where a config is needed
-    if isinstance(want, str) and _sha256(path) != want:
+    if isinstance(want, str) and file_digest(path) != want:
         raise CheckpointError(f"{path}: contents changed since it was saved (SHA-256 differs from {CONFIG_NAME}); the file is corrupt or was edited")
 
 
