@@ -131,7 +131,8 @@ def evaluate(
             row["KID×1000 (cross) ↓"] = {k: (v * 1000 if isinstance(v, float) else v) for k, v in scores["kid"].as_dict().items()}
         row["color dist. (cross) ↓"] = float(np.mean([color_distance(o, pictures[partners[i]].color, pictures[i].sketch, seed=seed)
                                                       for i, o in enumerate(r.cross)]))
-        row["lines kept (cross) ↑"] = float(np.mean([line_preservation(o, p.sketch) for o, p in zip(r.cross, pictures)]))
+        # nanmean: a sketch with no line pixels (a blank XDoG of a flat drawing) has no score
+        row["lines kept (cross) ↑"] = float(np.nanmean([line_preservation(o, p.sketch) for o, p in zip(r.cross, pictures)]))
         row["L1 (self) ↓"] = float(np.mean([np.abs(o.astype(np.float64) - c.target).mean() / 255 for o, c in zip(r.self_, cases)]))
         row["PSNR (self) ↑"] = float(np.mean([psnr(o, c.target) for o, c in zip(r.self_, cases)]))
         row["SSIM (self) ↑"] = float(np.mean([ssim(o, c.target) for o, c in zip(r.self_, cases)]))
