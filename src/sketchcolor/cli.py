@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_info)
 
     pd = sub.add_parser("prepare-data", help="render a drawing collection (or copy a folder) to PNG + manifest, offline")
-    pd.add_argument("source", choices=["openmoji", "openclipart", "folder", "hed"],
+    pd.add_argument("source", choices=["openmoji", "openclipart", "folder", "hed", "tag2pix", "yumi", "spair", "imagenet",
+                                       "celeba", "edges2shoes"],
                     help="a source to render/copy, or `hed` to add HED sketches to a prepared folder")
     pd.add_argument("--out", required=True, help="data folder (several sources can share one)")
     pd.add_argument("--size", type=int, help="longer side of the written images in px (default 256; 128 for hed)")

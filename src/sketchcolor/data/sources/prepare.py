@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sketchcolor.data.io import load_image, save_image
-from sketchcolor.data.sources import openclipart, openmoji
+from sketchcolor.data.sources import openclipart, openmoji, paper_datasets
 from sketchcolor.data.sources.manifest import MANIFEST, Row, read_manifest, split_for, write_manifest
 from sketchcolor.data.sources.render import render_svg
 from sketchcolor.errors import SketchColorError
@@ -93,6 +93,29 @@ def _do_raster(args: tuple[Path, Path, Path, int]) -> tuple[Row | None, str]:
                attribution=str(root), title=path.stem, image=rel_img), "ok"
 
 
+def _do_paper(args: tuple[str, object, Path, int]) -> tuple[Row | None, str]:
+    name, item, out, size = args
+    rel_img = f"images/{name}/{item.id}.png"
+    rel_sk = f"sketches/{name}/{item.id}.png" if item.sketch is not None else ""
+    try:
+        if not (out / rel_img).is_file():
+            rgb = load_image(item.image)
+            sketch = load_image(item.sketch) if item.sketch is not None and item.half is None else None
+            if item.half is not None:  # "edges | photo" side by side in one file
+                w = rgb.shape[1] // 2
+                rgb, sketch = rgb[:, w : 2 * w], rgb[:, :w]
+            save_image(_fit(rgb, size), out / rel_img)
+            if sketch is not None:
+                if sketch.shape[:2] != rgb.shape[:2]:
+                    sketch = cv2.resize(sketch, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
+                save_image(cv2.cvtColor(_fit(sketch, size), cv2.COLOR_RGB2GRAY), out / rel_sk)
+    except Exception as err:  # noqa: BLE001 - counted and skipped, never fatal
+        return None, f"broken: {item.image}: {type(err).__name__}: {err}"
+    return Row(id=f"{name}-{item.id}", base_id=item.base_id, source=name, split=item.split,
+               license="as given by the data set's owners", attribution=name, title=item.id, image=rel_img,
+               sketch=rel_sk), "ok"
+
+
 def _run(fn: Callable, jobs: list, workers: int, desc: str, progress: bool) -> tuple[list[Row], Counter]:
     rows, outcomes = [], Counter()
     bar = tqdm(total=len(jobs), desc=desc, unit="file", disable=not progress, dynamic_ncols=True)
@@ -136,8 +159,13 @@ def prepare(source: str, out: str | Path, size: int = 256, src: str | Path | Non
         root = Path(src)
         files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_EXTS)[:limit]
         rows, outcomes = _run(_do_raster, [(p, root, out, size) for p in files], workers, "folder", progress)
+    elif source in paper_datasets.PAPER_SETS:
+        if src is None:
+            raise SketchColorError(f"prepare-data {source} needs --source-dir ROOT (the data set's own folder)")
+        items = list(paper_datasets.list_items(source, src))[:limit]
+        rows, outcomes = _run(_do_paper, [(source, it, out, size) for it in items], workers, source, progress)
     else:
-        raise SketchColorError(f"unknown source {source!r} (openmoji, openclipart or folder)")
+        raise SketchColorError(f"unknown source {source!r} (openmoji, openclipart, folder or {', '.join(paper_datasets.PAPER_SETS)})")
     keep = [r for r in read_manifest(out) if r.source != source] if (out / MANIFEST).is_file() else []
     write_manifest(out, keep + rows)
     return {"source": source, "written": len(rows), "outcomes": dict(outcomes),
