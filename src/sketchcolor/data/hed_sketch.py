@@ -10,6 +10,8 @@ are about 2-3 px wide, like pen lines.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import torch
@@ -100,21 +102,10 @@ def edges_to_sketch(
     return np.where(mask, 0, 255).astype(np.uint8)
 
 
-def hed_sketch(
-    rgb: np.ndarray,
-    hed: HED,
-    threshold: float = 0.6,
-    low_threshold: float | None = 0.3,
-    nms: bool = True,
-    nms_sigma: float = 1.5,
-    thin: bool = True,
-    min_size: int = 10,
-    dilate: int = 1,
-) -> np.ndarray:
+def hed_sketch(rgb: np.ndarray, hed: HED, **options: Any) -> np.ndarray:
     """uint8 RGB ``[H, W, 3]`` -> uint8 ``[H, W]`` line drawing (black thin lines on white).
 
     Runs ``hed`` (from :func:`sketchcolor.models.hed.load_hed`) and passes its edge probability to
-    :func:`edges_to_sketch` with the other arguments.
+    :func:`edges_to_sketch`; ``options`` are that function's keyword arguments (its defaults apply).
     """
-    return edges_to_sketch(hed_probability(rgb, hed), threshold=threshold, low_threshold=low_threshold, nms=nms,
-                           nms_sigma=nms_sigma, thin=thin, min_size=min_size, dilate=dilate)
+    return edges_to_sketch(hed_probability(rgb, hed), **options)
