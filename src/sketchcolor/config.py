@@ -154,6 +154,9 @@ class TrainConfig:
     # Held-out triplets scored (validation L1) at every log step; keeps logging cheap.
     val_max_images: int = 64
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    # Clip the gradients of G and of D to this total L2 norm (0 = no clipping). The first long run
+    # of the default recipe diverged at step ~1,880 without it.
+    grad_clip: float = 0.0
     # Stop the run (SketchColorError, last good checkpoint kept) after this many steps in a row
     # whose loss or gradients were not finite and so were skipped; 0 = never stop.
     max_bad_steps: int = 10

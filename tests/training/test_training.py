@@ -99,3 +99,32 @@ def test_resume_with_a_mismatched_trainer_state_is_one_clear_error(tmp_path: Pat
     torch.save(state, last / "trainer_state.pt")
     with pytest.raises(CheckpointError, match="does not match this model"):
         fit(load_config(TINY, SMALL + ["train.steps=2"]), sample_photos[0].parent, tmp_path / "r", resume=True, progress=False)
+
+
+def test_grad_clip_bounds_the_update_norm(tiny_model_cfg) -> None:
+    from sketchcolor.config import LossConfig
+    from sketchcolor.models import PatchDiscriminator
+    from sketchcolor.training.step import train_step
+
+    def grad_norm_after_step(clip: float) -> float:
+        torch.manual_seed(0)
+        g, d = Colorizer(tiny_model_cfg), PatchDiscriminator(tiny_model_cfg)
+        opt_g = torch.optim.SGD(g.parameters(), lr=0.0)  # lr 0: look at the gradients only
+        opt_d = torch.optim.SGD(d.parameters(), lr=0.0)
+        batch = {"sketch": torch.rand(2, 1, 32, 32) * 2 - 1, "reference": torch.rand(2, 3, 32, 32) * 2 - 1,
+                 "target": torch.rand(2, 3, 32, 32) * 2 - 1, "correspondence": torch.arange(64).repeat(2, 1)}
+        train_step(g, d, opt_g, opt_d, batch, LossConfig(lambda_rec=1000.0, lambda_perc=0, lambda_style=0), None,
+                   torch.Generator().manual_seed(0), grad_clip=clip)
+        return float(torch.sqrt(sum((p.grad ** 2).sum() for p in g.parameters() if p.grad is not None)))
+
+    unclipped = grad_norm_after_step(0.0)
+    assert unclipped > 1.0
+    assert grad_norm_after_step(0.5) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_resume_takes_the_recipes_learning_rate(tmp_path: Path, sample_photos: list[Path]) -> None:
+    fit(load_config(TINY, SMALL + ["train.steps=1"]), sample_photos[0].parent, tmp_path / "r", progress=False)
+    fit(load_config(TINY, SMALL + ["train.steps=2", "train.lr_g=1.0e-5"]), sample_photos[0].parent, tmp_path / "r",
+        resume=True, progress=False)
+    state = load_trainer_state(list_checkpoints(tmp_path / "r" / "checkpoints")[-1])
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-5)

@@ -144,6 +144,10 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
             opt_g.load_state_dict(state["opt_g"])
             opt_d.load_state_dict(state["opt_d"])
             torch.set_rng_state(state["rng_cpu"])
+            # the recipe's learning rates win over the saved ones, so a resumed run can lower them
+            for opt, lr in ((opt_g, tc.lr_g), (opt_d, tc.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = lr
         except (RuntimeError, ValueError, KeyError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CheckpointError(f"{last}: trainer state does not match this model ({first[:160]})") from None
@@ -188,7 +192,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
             t0 = time.perf_counter()
             batch = _to(batch, device)
             gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)  # triplet negatives
-            metrics = train_step(generator, discriminator, opt_g, opt_d, batch, cfg.loss, vgg, gen)
+            metrics = train_step(generator, discriminator, opt_g, opt_d, batch, cfg.loss, vgg, gen, tc.grad_clip)
             bad = bool(metrics.pop("skipped"))
             skipped += bad
             streak = streak + 1 if bad else 0

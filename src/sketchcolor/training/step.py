@@ -17,11 +17,12 @@ def _grads_finite(params: list[torch.nn.Parameter]) -> bool:
     return bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
 
 
-def _apply(loss: torch.Tensor, opt: torch.optim.Optimizer) -> bool:
+def _apply(loss: torch.Tensor, opt: torch.optim.Optimizer, clip: float = 0.0) -> bool:
     """Backpropagate ``loss`` and step ``opt`` unless the loss or a gradient is not finite.
 
-    Returns whether the update was applied; a refused update leaves the weights and the
-    optimizer state exactly as they were."""
+    ``clip > 0`` rescales the gradients to that total L2 norm at most (torch's
+    ``clip_grad_norm_``). Returns whether the update was applied; a refused update leaves the
+    weights and the optimizer state exactly as they were."""
     if not bool(torch.isfinite(loss)):
         return False
     opt.zero_grad(set_to_none=True)
@@ -30,6 +31,8 @@ def _apply(loss: torch.Tensor, opt: torch.optim.Optimizer) -> bool:
     if not _grads_finite(params):
         opt.zero_grad(set_to_none=True)
         return False
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, clip)
     opt.step()
     return True
 
@@ -43,6 +46,7 @@ def train_step(
     cfg: LossConfig,
     vgg: nn.Module | None,
     gen: torch.Generator,
+    grad_clip: float = 0.0,
 ) -> dict[str, float]:
     """Alternate D and G on one batch (``sketch [B,1,H,W]``, ``reference``/``target [B,3,H,W]``,
     ``correspondence [B, hw]``). Returns the scalar terms.
@@ -58,14 +62,14 @@ def train_step(
     if cfg.lambda_adv:
         d_terms = discriminator_terms(target, out.image, sketch, discriminator, cfg)
         metrics["d"] = float(d_terms["d"].detach())
-        if not _apply(d_terms["d"], opt_d):
+        if not _apply(d_terms["d"], opt_d, grad_clip):
             metrics["skipped"] = 1.0
             return metrics
     discriminator.requires_grad_(False)  # G's step must not accumulate gradients in D
     try:
         g_terms = generator_terms(out, sketch, target, batch["correspondence"], discriminator, cfg, vgg, gen)
         metrics.update({k: float(v.detach()) for k, v in g_terms.items()})
-        applied = _apply(g_terms["total"], opt_g)
+        applied = _apply(g_terms["total"], opt_g, grad_clip)
     finally:
         discriminator.requires_grad_(True)
     metrics["skipped"] = 0.0 if applied else 1.0
