@@ -135,7 +135,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
     pictures = load_test_pictures(args.data, pipe.size, pipe.config, args.split, args.limit)
     methods = {"sketchcolor": lambda s, r: pipe(s, r)}
-    attention_of = {"sketchcolor": pipe}
+    attention_of = {"sketchcolor": pipe} if pipe.config.model.fusion == "scft" else {}
     for spec in args.compare:
         if "=" not in spec:
             raise SketchColorError(f"--compare {spec!r}: expected NAME=MODEL_DIR")
