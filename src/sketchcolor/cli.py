@@ -21,7 +21,7 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "default"
 def _colorize(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from sketchcolor.data.io import save_image
+    from sketchcolor.data.io import load_image, save_image
     from sketchcolor.inference.pipeline import ColorizePipeline
 
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
@@ -31,8 +31,8 @@ def _colorize(args: argparse.Namespace) -> int:
     if not sketch.exists():
         raise SketchColorError(f"{sketch}: sketch not found")
     pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
-    reference = pipe.prepare_reference(args.reference)  # read once, fail early on a bad reference
-    del reference
+    # decoded once (and a bad reference fails before any work), not again for every sketch of a folder
+    reference = load_image(args.reference)
     if sketch.is_dir():
         files = sorted(p for p in sketch.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
         if not files:
@@ -45,7 +45,7 @@ def _colorize(args: argparse.Namespace) -> int:
             # a.gif and a.webp would both become a.png: keep the extension where stems collide
             name = f"{f.stem}.png" if stems.count(f.stem) == 1 else f"{f.name}.png"
             try:
-                save_image(pipe(f, args.reference, extract_sketch=args.extract_sketch), out / name)
+                save_image(pipe(f, reference, extract_sketch=args.extract_sketch), out / name)
             except SketchColorError as e:  # one bad file must not stop a folder
                 failed += 1
                 print(f"error: {e}", file=sys.stderr)
@@ -53,7 +53,7 @@ def _colorize(args: argparse.Namespace) -> int:
         return 1 if failed else 0
     if out.is_dir() or not out.suffix:
         out = out / f"{sketch.stem}.png"
-    save_image(pipe(sketch, args.reference, extract_sketch=args.extract_sketch), out)
+    save_image(pipe(sketch, reference, extract_sketch=args.extract_sketch), out)
     print(f"wrote {out}")
     return 0
 

@@ -13,11 +13,10 @@ import csv
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from sketchcolor.config import load_config
-from sketchcolor.data.io import letterbox, load_image, save_image, to_gray, to_uint8
-from sketchcolor.data.pairs import make_triplet_from_seed
+from sketchcolor.data.io import letterbox, load_image, save_image, to_uint8
+from sketchcolor.evaluation.selfref import self_reference_cases
 from sketchcolor.data.sources.skimage_samples import write_sample_photos
 from sketchcolor.errors import SketchColorError
 from sketchcolor.evaluation.grids import grid_from_rows
@@ -27,14 +26,6 @@ TINY = ROOT / "configs" / "tiny.yaml"
 EXAMPLES = ROOT / "examples"
 DEFAULT_WEIGHTS = ROOT / "weights" / "default"
 SHOW = 192  # px per grid cell
-
-
-def augmented_self_reference(color: np.ndarray, pipe, seed: int = 0) -> np.ndarray:
-    """The drawing's own a() + s() at the model's size, as training makes it: uint8 ``[S, S, 3]``."""
-    boxed, _ = letterbox(color, pipe.size)
-    n = pipe.size // pipe.config.model.feature_stride
-    t = make_triplet_from_seed(boxed, seed, pipe.config.data, (n, n), sketch=to_gray(boxed))
-    return to_uint8(t.reference)
 
 
 def example_grid(pipe, examples: Path, out: Path) -> Path:
@@ -48,7 +39,8 @@ def example_grid(pipe, examples: Path, out: Path) -> Path:
             sketch = load_image(examples / rec["sketch"])
             reference = load_image(examples / rec["reference"])
             if rec["kind"] == "self":
-                reference = augmented_self_reference(reference, pipe, seed=i)
+                # the drawing's own a() + s() at the model's size, as training makes it
+                reference = self_reference_cases([(sketch, reference)], pipe, seed=i)[0].reference
             colored = pipe(sketch, reference)
             save_image(colored, out / f"{Path(rec['sketch']).stem}__{rec['kind']}.png")
             rows.append([letterbox(im, SHOW)[0] for im in (sketch, reference, colored)])

@@ -13,7 +13,7 @@ import torch
 
 from sketchcolor.config import Config
 from sketchcolor.data.io import ImageLike, Letterbox, letterbox, load_image, to_gray, to_tensor, to_uint8, unletterbox
-from sketchcolor.data.sketch import extract_sketch
+from sketchcolor.data.sketch import extract_sketch as extract_sketch_fn
 from sketchcolor.errors import SketchColorError
 from sketchcolor.models.generator import Colorizer
 from sketchcolor.training.checkpoint import load_artifact
@@ -45,7 +45,8 @@ class ColorizePipeline:
         """-> ``[1, 1, S, S]`` in [-1, 1] and where the drawing sits in it."""
         rgb = load_image(sketch)
         boxed, box = letterbox(rgb, self.size)
-        line = extract_sketch_fn(boxed, self.config) if extract_sketch else to_gray(boxed)
+        # the extractor the model was trained with (XDoG with the artifact's data settings)
+        line = extract_sketch_fn(boxed, self.config.data) if extract_sketch else to_gray(boxed)
         return to_tensor(line)[None].to(self.device), box
 
     def prepare_reference(self, reference: ImageLike) -> torch.Tensor:
@@ -68,8 +69,3 @@ class ColorizePipeline:
         if attention is None:
             raise SketchColorError("this model fuses by concatenation (model.fusion=concat): it has no attention map")
         return attention[0].cpu()
-
-
-def extract_sketch_fn(rgb: np.ndarray, config: Config) -> np.ndarray:
-    """The extractor the model was trained with (XDoG with the artifact's data settings)."""
-    return extract_sketch(rgb, config.data)
