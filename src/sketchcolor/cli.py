@@ -69,7 +69,7 @@ def _train(args: argparse.Namespace) -> int:
         raise SketchColorError("train needs --data DIR and --out RUN (or --dry-run)")
     from sketchcolor.training.loop import fit
 
-    model_dir = fit(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet)
+    model_dir = fit(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet, init=args.init_from)
     print(f"wrote {model_dir}")
     return 0
 
@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=3 (repeatable)")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    t.add_argument("--init-from", metavar="ARTIFACT",
+                   help="start from a model folder's weights (fresh optimizers and D; steps counted on from its config)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 

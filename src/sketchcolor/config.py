@@ -49,6 +49,12 @@ class ModelConfig:
     # pixels up, the shared bias follows and within ~25 steps 95% of outputs are stuck at white
     # with no gradient left (measured on the tiny recipe, 64 px). The clamp keeps gradients alive.
     output: Literal["tanh", "clamp"] = "tanh"
+    # Color path (not in the paper, shared/METHOD.md): SCFT's attention also carries the
+    # reference's colors, average-pooled to its feature grid ([B, hw_s, hw_r] x [B, hw_r, 3]);
+    # they are upsampled to the sketch's size, fused with the decoder's last features, and the
+    # output is painted as a residual around them. Measured: without it, the CPU-budget model
+    # learns the reference's hues only very slowly even under a strong a().
+    color_path: bool = False
     disc_channels: int = 64
     disc_layers: int = 3
     disc_spectral_norm: bool = True
@@ -69,6 +75,8 @@ class ModelConfig:
         n = len(self.encoder_channels)
         if any(not 2 <= i <= n for i in self.downsample_layers):
             raise ConfigError(f"model.downsample_layers must lie in 2..{n}: {self.downsample_layers}")
+        if self.color_path and self.fusion != "scft":
+            raise ConfigError("model.color_path needs the SCFT attention (model.fusion=scft)")
         if list(self.downsample_layers) != sorted(set(self.downsample_layers)):
             raise ConfigError("model.downsample_layers must be strictly increasing")
         if self.image_size % self.feature_stride:
@@ -89,8 +97,19 @@ class DataConfig:
     xdog_sharpen: float = 20.0
     xdog_epsilon: float = 0.0
     xdog_phi: float = 20.0
-    # Appearance transform a(): a uniform per-channel shift of RGB in [-1, 1] units.
-    color_shift: float = 0.35
+    # Appearance transform a() (see data/appearance.py). "lab": hue rotation by up to
+    # hue_rotation degrees (180 = the full circle) on Lab's ab plane, chroma scaled by a factor in
+    # chroma_range, lightness of colored pixels moved by up to lightness_shift (L units); with
+    # probability region_recolor each flat-color region gets its own random values. "shift": only
+    # the uniform per-channel RGB shift, the first recipe's a(), measured too weak to make the
+    # model read colors from the reference (shared/METHOD.md).
+    appearance: Literal["lab", "shift"] = "lab"
+    hue_rotation: float = 180.0
+    chroma_range: tuple[float, ...] = (0.6, 1.4)
+    lightness_shift: float = 12.0
+    region_recolor: float = 0.5
+    # Uniform per-channel shift of RGB in [-1, 1] units, added after the Lab recoloring.
+    color_shift: float = 0.0
     # Spatial transform s(): TPS with a grid x grid lattice of control points, each moved by
     # up to tps_scale (in normalised [-1, 1] coordinates).
     tps_grid: int = 4
@@ -107,6 +126,14 @@ class DataConfig:
     num_workers: int = 0
     cache_images: bool = True
 
+    def validate(self) -> None:
+        if len(self.chroma_range) != 2 or not 0.0 <= self.chroma_range[0] <= self.chroma_range[1]:
+            raise ConfigError(f"data.chroma_range must be two numbers 0 <= low <= high, got {list(self.chroma_range)}")
+        if not 0.0 <= self.region_recolor <= 1.0:
+            raise ConfigError(f"data.region_recolor is a probability in [0, 1], got {self.region_recolor}")
+        if not 0.0 <= self.hue_rotation <= 180.0:
+            raise ConfigError(f"data.hue_rotation must lie in 0..180 degrees, got {self.hue_rotation}")
+
 
 @dataclass(frozen=True)
 class LossConfig:
@@ -118,6 +145,10 @@ class LossConfig:
     lambda_adv: float = 1.0
     lambda_perc: float = 0.01
     lambda_style: float = 50.0
+    # Not in the paper: L1 between the colors SCFT's attention moves from the reference
+    # (ModelConfig.color_path) and the target average-pooled to the same cells. It supervises the
+    # correspondence with colors, beside the triplet loss's supervision with positions.
+    lambda_warp: float = 0.0
     triplet_margin: float = 12.0
     # Negatives sampled per query for the triplet loss.
     triplet_negatives: int = 1
@@ -157,6 +188,12 @@ class TrainConfig:
     # Clip the gradients of G and of D to this total L2 norm (0 = no clipping). The first long run
     # of the default recipe diverged at step ~1,880 without it.
     grad_clip: float = 0.0
+    # Exponential moving average of G's weights (0 = off). Checkpoints and the artifact hold the
+    # average, as GAN practice ships; the live weights travel in the trainer state.
+    ema_decay: float = 0.0
+    # Held-out scores (L1, reference responsiveness, correspondence) every this many steps
+    # (0 = at every log step); the run keeps the best-scoring weights in model/ (and best/).
+    val_every: int = 0
     # Stop the run (SketchColorError, last good checkpoint kept) after this many steps in a row
     # whose loss or gradients were not finite and so were skipped; 0 = never stop.
     max_bad_steps: int = 10
@@ -269,6 +306,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         name=str(raw.get("name", "custom")),
     )
     cfg.model.validate()
+    cfg.data.validate()
     return cfg
 
 

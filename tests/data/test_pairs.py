@@ -82,7 +82,7 @@ def test_no_warp_gives_reference_equal_to_target(photo):
 
 
 def test_target_is_per_channel_shift_of_image(photo):
-    cfg = DataConfig()
+    cfg = DataConfig(appearance="shift", color_shift=0.35)
     plain = to_tensor(photo)
     shifts = []
     for seed in range(3):
@@ -109,7 +109,7 @@ def test_target_is_per_channel_shift_of_image(photo):
 
 
 def test_no_color_shift_gives_plain_target(photo):
-    t = make_triplet_from_seed(photo, 0, DataConfig(color_shift=0.0), GRID)
+    t = make_triplet_from_seed(photo, 0, DataConfig(appearance="shift", color_shift=0.0), GRID)
     assert torch.equal(t.target, to_tensor(photo))
 
 

@@ -264,3 +264,41 @@ def test_concat_fusion_baseline_has_no_attention_but_uses_the_reference(tiny_mod
     terms = generator_terms(out1, s, torch.zeros(2, 3, 32, 32), torch.zeros(2, 16, dtype=torch.long),
                             PatchDiscriminator(cfg), LossConfig(lambda_perc=0, lambda_style=0), None)
     assert "tr" not in terms and torch.isfinite(terms["total"])
+
+
+def test_color_path_moves_reference_colors_with_the_attention(tiny_model_cfg):
+    from dataclasses import replace
+
+    from sketchcolor.models.generator import warp_colors
+
+    cfg = replace(tiny_model_cfg, color_path=True)
+    torch.manual_seed(0)
+    g = Colorizer(cfg).eval()
+    s, r = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 3, 48, 48) * 2 - 1
+    with torch.no_grad():
+        out = g(s, r)
+    assert out.warped_colors.shape == (2, 3, 8, 8)
+    # exactly the attention applied to the reference's cell colors (reference grid 12 x 12)
+    cells = torch.nn.functional.adaptive_avg_pool2d(r, (12, 12)).flatten(2).transpose(1, 2)
+    manual = torch.bmm(out.attention, cells).transpose(1, 2).reshape(2, 3, 8, 8)
+    assert torch.allclose(out.warped_colors, manual, atol=1e-6)
+    assert torch.allclose(warp_colors(out.attention, r, (8, 8), (12, 12)), manual, atol=1e-6)
+    # an attention that picks one cell moves exactly that cell's color
+    one_hot = torch.zeros(1, 64, 144)
+    one_hot[:, :, 5] = 1.0
+    assert torch.allclose(warp_colors(one_hot, r[:1], (8, 8), (12, 12)), cells[:1, 5].reshape(1, 3, 1, 1).expand(1, 3, 8, 8))
+
+
+def test_color_path_needs_scft(tiny_model_cfg):
+    from dataclasses import replace
+
+    from sketchcolor.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        replace(tiny_model_cfg, color_path=True, fusion="concat").validate()
+
+
+def test_without_color_path_no_warped_colors(tiny_model_cfg):
+    g = Colorizer(tiny_model_cfg).eval()
+    with torch.no_grad():
+        assert g(torch.zeros(1, 1, 32, 32), torch.zeros(1, 3, 32, 32)).warped_colors is None

@@ -44,7 +44,7 @@ def make_triplet(
         sketch = extract_sketch(image, cfg)
     if sketch.shape[:2] != image.shape[:2]:
         raise ValueError(f"sketch {sketch.shape[:2]} and image {image.shape[:2]} differ in size")
-    target = apply_appearance(to_tensor(image), sample_appearance(gen, cfg.color_shift))  # a(I)
+    target = apply_appearance(to_tensor(image), sample_appearance(gen, cfg), cfg)  # a(I)
     params = sample_tps(gen, cfg.tps_grid, cfg.tps_scale)
     reference = apply_tps(target, params)  # s(a(I))
     corr = tps_correspondence(params, grid[0], grid[1], cfg.correspondence_tolerance)

@@ -17,7 +17,7 @@ from sketchcolor.data.sketch import extract_sketch as extract_sketch_fn
 from sketchcolor.errors import SketchColorError
 from sketchcolor.models.generator import Colorizer
 from sketchcolor.training.checkpoint import load_artifact
-from sketchcolor.training.loop import pick_device
+from sketchcolor.device import pick_device
 
 
 class ColorizePipeline:

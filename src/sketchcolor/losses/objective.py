@@ -8,7 +8,7 @@ from torch import nn
 from sketchcolor.config import LossConfig
 from sketchcolor.losses.adversarial import discriminator_loss, generator_loss
 from sketchcolor.losses.perceptual import perceptual_and_style
-from sketchcolor.losses.reconstruction import l1_loss
+from sketchcolor.losses.reconstruction import l1_loss, warp_l1
 from sketchcolor.losses.triplet import triplet_loss
 from sketchcolor.models.generator import ColorizerOutput
 
@@ -29,6 +29,8 @@ def generator_terms(
     terms: dict[str, torch.Tensor] = {}
     if cfg.lambda_rec:
         terms["rec"] = l1_loss(out.image, target)
+    if cfg.lambda_warp and out.warped_colors is not None:
+        terms["warp"] = warp_l1(out.warped_colors, target)
     if cfg.lambda_tr and out.query is not None:  # the concatenation baseline has no attention to supervise
         terms["tr"] = triplet_loss(out.query, out.key, correspondence, cfg.triplet_margin, gen, cfg.triplet_negatives)
     if cfg.lambda_adv:
@@ -38,7 +40,7 @@ def generator_terms(
             raise ValueError("perceptual/style weights are non-zero but no VGG was given")
         terms["perc"], terms["style"] = perceptual_and_style(vgg, out.image, target, want_style=bool(cfg.lambda_style))
     weights = {"rec": cfg.lambda_rec, "tr": cfg.lambda_tr, "adv": cfg.lambda_adv,
-               "perc": cfg.lambda_perc, "style": cfg.lambda_style}
+               "perc": cfg.lambda_perc, "style": cfg.lambda_style, "warp": cfg.lambda_warp}
     total = out.image.new_zeros(())  # a tensor even when every weight is zero
     for name, value in terms.items():
         total = total + weights[name] * value

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sketchcolor.config import ModelConfig
-from sketchcolor.models.blocks import ResBlock, UpBlock
+from sketchcolor.models.blocks import ConvAct, ResBlock, UpBlock
 from sketchcolor.models.encoders import Encoder, concat_levels
 from sketchcolor.models.scft import SCFT
 
@@ -17,12 +17,24 @@ from sketchcolor.models.scft import SCFT
 @dataclass
 class ColorizerOutput:
     """image ``[B, 3, H, W]`` in [-1, 1]; attention ``[B, hw, hw_r]``; query ``[B, hw, d]``;
-    key ``[B, hw_r, d]`` (the last three from SCFT; None for the concatenation baseline)."""
+    key ``[B, hw_r, d]`` (the last three from SCFT; None for the concatenation baseline);
+    warped_colors ``[B, 3, h, w]``: the reference's cell colors moved by the attention onto the
+    sketch's feature grid (None without ``ModelConfig.color_path``)."""
 
     image: torch.Tensor
     attention: torch.Tensor | None
     query: torch.Tensor | None
     key: torch.Tensor | None
+    warped_colors: torch.Tensor | None = None
+
+
+def warp_colors(attention: torch.Tensor, reference: torch.Tensor, grid_s: tuple[int, int],
+                grid_r: tuple[int, int]) -> torch.Tensor:
+    """Move the reference's colors with the attention: reference ``[B, 3, H', W']`` average-pooled
+    to ``grid_r`` cells, then ``[B, hw_s, hw_r] x [B, hw_r, 3]`` -> ``[B, 3, *grid_s]``."""
+    cells = F.adaptive_avg_pool2d(reference, grid_r).flatten(2).transpose(1, 2)  # [B, hw_r, 3]
+    moved = torch.bmm(attention, cells)  # [B, hw_s, 3]
+    return moved.transpose(1, 2).reshape(reference.shape[0], 3, *grid_s)
 
 
 class Colorizer(nn.Module):
@@ -56,6 +68,8 @@ class Colorizer(nn.Module):
             ups.append(UpBlock(cin, cskip, cfg.norm))
             cin = cskip
         self.decoder = nn.ModuleList(ups)
+        if cfg.color_path:
+            self.color_fuse = ConvAct(cin + 3, cin, norm=cfg.norm)
         self.to_rgb = nn.Conv2d(cin, 3, 3, padding=1)
 
     def activate(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,5 +97,11 @@ class Colorizer(nn.Module):
         x = self.res_blocks(self.bottleneck(fused))
         for up, idx in zip(self.decoder, self.skip_layers):
             x = up(x, feats_s[idx])
-        image = self.activate(self.to_rgb(x))
-        return ColorizerOutput(image=image, attention=attention, query=query, key=key)
+        if not self.cfg.color_path:
+            return ColorizerOutput(image=self.activate(self.to_rgb(x)), attention=attention, query=query, key=key)
+        warped = warp_colors(attention, reference, tuple(v_s.shape[-2:]), tuple(v_r.shape[-2:]))
+        up = F.interpolate(warped, size=sketch.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.color_fuse(torch.cat([x, up], dim=1))
+        # a residual around the moved colors: the decoder adds lines, paper and sharp edges
+        image = self.activate(self.to_rgb(x) + up)
+        return ColorizerOutput(image=image, attention=attention, query=query, key=key, warped_colors=warped)

@@ -1,4 +1,8 @@
-"""fit(): data, optimisers, logging, checkpoint cadence and resume around :func:`train_step`."""
+"""fit(): the paper's training procedure, with data, logging, checkpoints and resume in helpers.
+
+Per step: build a batch of augmented self-reference triplets, update D, update G on Eq. 11, update
+the EMA of G; every so often score held-out triplets, keep the best weights, write a checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +11,41 @@ import logging
 import platform
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from sketchcolor.config import Config
-from sketchcolor.data.datasets import TripletStream, open_images
-from sketchcolor.data.sources.manifest import manifest_hash
+from sketchcolor.data.datasets import ImageFolder, TripletStream, open_images
 from sketchcolor.data.io import save_image
+from sketchcolor.data.sources.manifest import manifest_hash
+from sketchcolor.device import pick_device
 from sketchcolor.errors import CheckpointError, SketchColorError
 from sketchcolor.evaluation.grids import tensor_grid
 from sketchcolor.losses.perceptual import load_vgg19, resolve_vgg_path
 from sketchcolor.models import Colorizer, PatchDiscriminator
 from sketchcolor.training.checkpoint import (
+    WEIGHTS_NAME,
     list_checkpoints,
     load_trainer_state,
     load_weights,
     read_config,
     save_artifact,
     save_checkpoint,
-    WEIGHTS_NAME,
 )
 from sketchcolor.training.step import train_step
+from sketchcolor.training.validation import selection_score, validate
 
 log = logging.getLogger(__name__)
 
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+# Seeds of the per-step generator (triplet negatives) are spread by a large prime so that the
+# streams of neighbouring seeds never share a step's draw.
+_SEED_STRIDE = 1_000_003
 
 
 def build_vgg(cfg: Config) -> torch.nn.Module | None:
@@ -97,11 +103,226 @@ def heldout_l1(generator: torch.nn.Module, batches: list[dict[str, torch.Tensor]
     return total / max(n, 1)
 
 
-def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
+@dataclass
+class Models:
+    """G, D, the EMA of G (None when off) and their optimizers."""
+
+    generator: Colorizer
+    discriminator: PatchDiscriminator
+    ema: AveragedModel | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+    @property
+    def shipped(self) -> torch.nn.Module:
+        """The weights that checkpoints and the artifact hold: the EMA when on, else G."""
+        return self.ema.module if self.ema is not None else self.generator
+
+
+@dataclass
+class RunState:
+    """What a checkpoint must carry besides weights to continue a run exactly."""
+
+    step: int = 0
+    elapsed: float = 0.0
+    skipped: int = 0
+    streak: int = 0  # skipped steps in a row
+    best_score: float = float("-inf")
+    best_step: int = -1
+    # earlier runs this one continues (--init-from): steps, seconds, hardware of each
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def build_models(cfg: Config, device: torch.device) -> Models:
+    tc = cfg.train
+    torch.manual_seed(tc.seed)
+    generator = Colorizer(cfg.model).to(device)
+    discriminator = PatchDiscriminator(cfg.model).to(device)
+    ema = None
+    if tc.ema_decay > 0:
+        ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=tc.lr_g, betas=(tc.beta1, tc.beta2))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr_d, betas=(tc.beta1, tc.beta2))
+    return Models(generator, discriminator, ema, opt_g, opt_d)
+
+
+def trainer_state(models: Models, run: RunState) -> dict[str, Any]:
+    state = {"step": run.step, "elapsed": run.elapsed, "skipped": run.skipped, "bad_streak": run.streak,
+             "best_score": run.best_score, "best_step": run.best_step,
+             "discriminator": models.discriminator.state_dict(), "generator": models.generator.state_dict(),
+             "opt_g": models.opt_g.state_dict(), "opt_d": models.opt_d.state_dict(), "rng_cpu": torch.get_rng_state()}
+    if models.ema is not None:
+        state["ema_n_averaged"] = models.ema.n_averaged.clone()
+    return state
+
+
+def resume_from(last: Path, cfg: Config, models: Models) -> RunState:
+    """Load weights, D, optimizers, RNG and counters from checkpoint folder ``last``."""
+    saved_cfg, meta = read_config(last)
+    if saved_cfg.model != cfg.model:
+        raise CheckpointError(f"{last}: its model config differs from the one given; resume with the same recipe")
+    load_weights(models.shipped, last / WEIGHTS_NAME)
+    state = load_trainer_state(last)
+    tc = cfg.train
+    try:
+        if "generator" in state:  # with an EMA the artifact holds the average, the state the live G
+            models.generator.load_state_dict(state["generator"])
+        if models.ema is not None:
+            models.ema.n_averaged.copy_(state.get("ema_n_averaged", torch.tensor(1)))
+        models.discriminator.load_state_dict(state["discriminator"])
+        models.opt_g.load_state_dict(state["opt_g"])
+        models.opt_d.load_state_dict(state["opt_d"])
+        torch.set_rng_state(state["rng_cpu"])
+        # the recipe's learning rates win over the saved ones, so a resumed run can lower them
+        for opt, lr in ((models.opt_g, tc.lr_g), (models.opt_d, tc.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{last}: trainer state does not match this model ({first[:160]})") from None
+    log.info("resumed from %s (step %d)", last, int(state["step"]))
+    return RunState(step=int(state["step"]), elapsed=float(state["elapsed"]), skipped=int(state.get("skipped", 0)),
+                    streak=int(state.get("bad_streak", 0)), best_score=float(state.get("best_score", float("-inf"))),
+                    best_step=int(state.get("best_step", -1)), history=list(meta.get("history", [])))
+
+
+def init_from(artifact: Path, cfg: Config, models: Models) -> RunState:
+    """Start from an inference artifact's weights (fresh D and optimizers), counting steps on from
+    the step its config records, so a run continues the committed weights on a new machine."""
+    saved_cfg, meta = read_config(artifact)
+    if saved_cfg.model != cfg.model:
+        raise CheckpointError(f"{artifact}: its model config differs from the recipe's; --init-from needs the same architecture")
+    load_weights(models.generator, Path(artifact) / WEIGHTS_NAME)
+    if models.ema is not None:
+        models.ema.module.load_state_dict(models.generator.state_dict())
+        models.ema.n_averaged.fill_(1)
+    step = int(meta.get("step", 0))
+    history = list(meta.get("history", []))
+    if not history and step:
+        history = [{k: meta.get(k) for k in ("step", "train_seconds", "hardware", "git_commit")}]
+    log.info("initialised from %s (step %d)", artifact, step)
+    return RunState(step=step, history=history)
+
+
+def provenance(cfg: Config, data_dir: Path, images: ImageFolder, device: torch.device) -> dict[str, Any]:
+    """Recipe, data, commit and hardware recorded in every checkpoint's config.json."""
+    hardware = f"{platform.machine()} {device.type}" + (
+        f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f", {torch.get_num_threads()} threads")
+    return {"recipe": cfg.name, "data": str(data_dir), "train_images": len(images),
+            "data_manifest_sha256": manifest_hash(data_dir) if (data_dir / "manifest.csv").is_file() else None,
+            "git_commit": _git_commit(), "hardware": hardware}
+
+
+def validation_batches(cfg: Config, data_dir: Path, grid: tuple[int, int]) -> list[dict[str, torch.Tensor]]:
+    """Fixed held-out triplets (empty when the data has no validation split)."""
+    tc = cfg.train
+    if not (tc.val_fraction > 0 or (data_dir / "manifest.csv").is_file()):
+        return []
+    try:
+        val_images = open_images(data_dir, cfg.model.image_size, cfg.data, "val", tc.val_fraction)
+    except SketchColorError:
+        return []
+    stream = TripletStream(val_images, grid, seed=tc.seed + 1, length=min(len(val_images), tc.val_max_images))
+    return list(DataLoader(stream, batch_size=tc.batch_size))
+
+
+class Run:
+    """Logging, samples, checkpoints and the best-weights record of one run folder."""
+
+    def __init__(self, cfg: Config, out_dir: Path, models: Models, state: RunState, meta: dict[str, Any],
+                 val_batches: list[dict[str, torch.Tensor]], grid: tuple[int, int], device: torch.device) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # imported late: slow, only needed here
+
+        self.cfg, self.out_dir, self.models, self.state, self.meta = cfg, out_dir, models, state, meta
+        self.val_batches, self.grid, self.device = val_batches, grid, device
+        self.ckpt_root = out_dir / "checkpoints"
+        self.writer = SummaryWriter(str(out_dir / "logs"), purge_step=state.step if state.step else None)
+        self.save_due = False  # a checkpoint is due but waits for a step whose update was applied
+        self.start_step, self.start_elapsed = state.step, state.elapsed
+
+    def run_meta(self) -> dict[str, Any]:
+        this = {"steps": self.state.step - self.start_step, "train_seconds": round(self.state.elapsed - self.start_elapsed, 1),
+                "hardware": self.meta["hardware"], "git_commit": self.meta["git_commit"]}
+        return {**self.meta, "train_seconds": round(self.state.elapsed, 1), "skipped_steps": self.state.skipped,
+                "history": [*self.state.history, this]}
+
+    def log(self, metrics: dict[str, float]) -> None:
+        for k, v in metrics.items():
+            self.writer.add_scalar(f"loss/{k}", v, self.state.step)
+        self.writer.add_scalar("train/skipped_steps", self.state.skipped, self.state.step)
+
+    def validate(self) -> dict[str, float]:
+        """Score the shipped weights on held-out triplets; save them to best/ when they are the best yet."""
+        scores = validate(self.models.shipped, self.val_batches, self.device, self.grid)
+        for k, v in scores.items():
+            self.writer.add_scalar(f"val/{k.removeprefix('val_')}", v, self.state.step)
+        score = selection_score(scores)
+        if score > self.state.best_score:
+            self.state.best_score, self.state.best_step = score, self.state.step
+            save_artifact(self.out_dir / "best", self.models.shipped, self.cfg,
+                          {**self.run_meta(), "step": self.state.step, "validation": scores})
+        return scores
+
+    def sample(self, batch: dict[str, torch.Tensor]) -> None:
+        g = self.models.shipped
+        with torch.no_grad():
+            was = g.training
+            g.eval()
+            shown = g(batch["sketch"], batch["reference"]).image
+            g.train(was)
+        img = tensor_grid(batch["sketch"], batch["reference"], shown, batch["target"])
+        save_image(img, self.out_dir / "samples" / f"step_{self.state.step:08d}.png")
+        self.writer.add_image("samples", img, self.state.step, dataformats="HWC")
+
+    def checkpoint(self, final: bool) -> None:
+        self.save_due = self.save_due or self.state.step % self.cfg.train.checkpoint_every == 0 or final
+        # Inside a run of skipped steps the save waits for the next good step, so that the newest
+        # checkpoints are never ones written while the losses were non-finite.
+        if self.save_due and (self.state.streak == 0 or final):
+            save_checkpoint(self.ckpt_root, self.state.step, self.models.shipped, self.cfg,
+                            trainer_state(self.models, self.state), self.cfg.train.keep_checkpoints, self.run_meta())
+            self.save_due = False
+
+    def stop_if_diverged(self, metrics: dict[str, float]) -> None:
+        tc, st = self.cfg.train, self.state
+        if tc.max_bad_steps and st.streak >= tc.max_bad_steps:
+            # Skipped steps never touched the weights and no checkpoint is written inside a run of
+            # them, so the newest checkpoint on disk is the last good state.
+            done = list_checkpoints(self.ckpt_root)
+            kept = f"the last good checkpoint is {done[-1]}" if done else "no checkpoint had been written yet"
+            raise SketchColorError(
+                f"{self.out_dir}: stopped at step {st.step} after {st.streak} steps in a row with a non-finite loss or "
+                f"gradient ({_terms(metrics)}); {kept} (train.max_bad_steps={tc.max_bad_steps})")
+
+    def finish(self, images: ImageFolder) -> Path:
+        """Write model/ (the best validated weights when validation ran, else the last) and summary.json."""
+        self.writer.close()
+        if images.bad_files:
+            log.warning("%d unreadable training file(s) were skipped", len(images.bad_files))
+        meta = {**self.run_meta(), "step": self.state.step, "bad_files": len(images.bad_files)}
+        weights = self.models.shipped
+        best = self.out_dir / "best"
+        if self.state.best_step >= 0 and (best / WEIGHTS_NAME).is_file():
+            weights = Colorizer(self.cfg.model)
+            load_weights(weights, best / WEIGHTS_NAME)
+            _, best_meta = read_config(best)
+            meta = {**meta, "step": self.state.best_step, "last_step": self.state.step,
+                    "validation": best_meta.get("validation")}
+        model_dir = save_artifact(self.out_dir / "model", weights, self.cfg, meta)
+        write_text_atomic(self.out_dir / "summary.json", json.dumps(
+            {"step": self.state.step, "train_seconds": round(self.state.elapsed, 1), "skipped_steps": self.state.skipped,
+             "best_step": self.state.best_step, "best_score": self.state.best_score}, indent=2))
+        return model_dir
+
+
+def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = False, progress: bool = True,
+        init: str | Path | None = None) -> Path:
     """Train G and D as ``cfg`` says on the images of ``data_dir``; return ``out_dir/model``.
 
     Writes ``out_dir/config.json`` (resolved recipe), ``checkpoints/step_*/``, ``samples/*.png``,
-    TensorBoard logs under ``logs/`` and the final inference artifact under ``model/``.
+    TensorBoard logs under ``logs/``, the best validated weights under ``best/`` and the final
+    inference artifact under ``model/``. ``resume`` continues from the newest checkpoint;
+    ``init`` starts from an inference artifact's weights instead of a random initialisation.
     """
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     tc = cfg.train
@@ -109,137 +330,66 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
         torch.set_num_threads(tc.threads)
     device = pick_device(tc.device)
     vgg = build_vgg(cfg)  # fail before any work when the VGG file is missing
-    if vgg is not None:
-        vgg = vgg.to(device)
-
+    vgg = vgg.to(device) if vgg is not None else None
     images = open_images(data_dir, cfg.model.image_size, cfg.data, "train", tc.val_fraction)
-    val_images = None
-    if tc.val_fraction > 0 or (data_dir / "manifest.csv").is_file():
-        try:
-            val_images = open_images(data_dir, cfg.model.image_size, cfg.data, "val", tc.val_fraction)
-        except SketchColorError:
-            val_images = None
     grid = (cfg.model.image_size // cfg.model.feature_stride,) * 2
+    models = build_models(cfg, device)
 
-    torch.manual_seed(tc.seed)
-    generator = Colorizer(cfg.model).to(device)
-    discriminator = PatchDiscriminator(cfg.model).to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=tc.lr_g, betas=(tc.beta1, tc.beta2))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr_d, betas=(tc.beta1, tc.beta2))
-
-    ckpt_root = out_dir / "checkpoints"
-    start, elapsed, skipped, streak = 0, 0.0, 0, 0  # streak: skipped steps in a row
-    existing = list_checkpoints(ckpt_root)
+    existing = list_checkpoints(out_dir / "checkpoints")
     if existing and not resume:
         raise SketchColorError(f"{out_dir}: run folder already has checkpoints; pass --resume or choose another --out")
-    if resume and existing:
-        last = existing[-1]
-        saved_cfg, _ = read_config(last)
-        if saved_cfg.model != cfg.model:
-            raise CheckpointError(f"{last}: its model config differs from the one given; resume with the same recipe")
-        load_weights(generator, last / WEIGHTS_NAME)
-        state = load_trainer_state(last)
-        try:
-            discriminator.load_state_dict(state["discriminator"])
-            opt_g.load_state_dict(state["opt_g"])
-            opt_d.load_state_dict(state["opt_d"])
-            torch.set_rng_state(state["rng_cpu"])
-            # the recipe's learning rates win over the saved ones, so a resumed run can lower them
-            for opt, lr in ((opt_g, tc.lr_g), (opt_d, tc.lr_d)):
-                for group in opt.param_groups:
-                    group["lr"] = lr
-        except (RuntimeError, ValueError, KeyError, TypeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(f"{last}: trainer state does not match this model ({first[:160]})") from None
-        start, elapsed, skipped = int(state["step"]), float(state["elapsed"]), int(state.get("skipped", 0))
-        streak = int(state.get("bad_streak", 0))
-        log.info("resumed from %s (step %d)", last, start)
-    elif resume:
-        log.info("nothing to resume in %s; starting fresh", ckpt_root)
+    if existing:
+        state = resume_from(existing[-1], cfg, models)
+    elif init is not None:
+        state = init_from(Path(init), cfg, models)
+    else:
+        if resume:
+            log.info("nothing to resume in %s; starting fresh", out_dir / "checkpoints")
+        state = RunState()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "config.json", cfg.to_json())
-    meta_base = {"recipe": cfg.name, "data": str(data_dir), "train_images": len(images),
-                 "data_manifest_sha256": manifest_hash(data_dir) if (data_dir / "manifest.csv").is_file() else None,
-                 "git_commit": _git_commit(), "hardware": f"{platform.machine()} {device.type}"
-                 + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f", {torch.get_num_threads()} threads")}
+    run = Run(cfg, out_dir, models, state, provenance(cfg, data_dir, images, device),
+              validation_batches(cfg, data_dir, grid), grid, device)
+    # Example g of the run is rebuilt from g alone, so a resumed run sees the same batches.
+    stream = TripletStream(images, grid, tc.seed, start=state.step * tc.batch_size,
+                           length=max(0, tc.steps - state.step) * tc.batch_size)
+    loader = DataLoader(stream, batch_size=tc.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
+    val_every = tc.val_every or tc.log_every
 
-    val_batches: list[dict[str, torch.Tensor]] = []
-    if val_images is not None:
-        n_val = min(len(val_images), tc.val_max_images)
-        val_stream = TripletStream(val_images, grid, seed=tc.seed + 1, length=n_val)
-        val_batches = list(DataLoader(val_stream, batch_size=tc.batch_size))
-
-    stream = TripletStream(images, grid, tc.seed, start=start * tc.batch_size, length=max(0, tc.steps - start) * tc.batch_size)
-    loader = DataLoader(stream, batch_size=tc.batch_size, shuffle=False, num_workers=cfg.data.num_workers,
-                        persistent_workers=False)
-
-    def trainer_state(step: int) -> dict[str, Any]:
-        return {"step": step, "elapsed": elapsed, "skipped": skipped, "bad_streak": streak,
-                "discriminator": discriminator.state_dict(),
-                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng_cpu": torch.get_rng_state()}
-
-    from torch.utils.tensorboard import SummaryWriter  # imported late: slow, only needed here
-
-    writer = SummaryWriter(str(out_dir / "logs"), purge_step=start if start else None)
-    generator.train()
-    discriminator.train()
-    step = start
-    save_due = False  # a checkpoint is due but waits for a step whose update was applied
-    bar = tqdm(total=tc.steps, initial=start, disable=not progress, desc="train", unit="step", dynamic_ncols=True)
+    models.generator.train()
+    models.discriminator.train()
+    shown: dict[str, str] = {}  # the progress bar's latest figures
+    bar = tqdm(total=tc.steps, initial=state.step, disable=not progress, desc="train", unit="step", dynamic_ncols=True)
     try:
         for batch in loader:
             t0 = time.perf_counter()
             batch = _to(batch, device)
-            gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)  # triplet negatives
-            metrics = train_step(generator, discriminator, opt_g, opt_d, batch, cfg.loss, vgg, gen, tc.grad_clip)
+            gen = torch.Generator().manual_seed(tc.seed * _SEED_STRIDE + state.step)  # triplet negatives
+            metrics = train_step(models.generator, models.discriminator, models.opt_g, models.opt_d, batch,
+                                 cfg.loss, vgg, gen, tc.grad_clip)
             bad = bool(metrics.pop("skipped"))
-            skipped += bad
-            streak = streak + 1 if bad else 0
-            step += 1
-            if bad and streak == 1:
-                log.warning("step %d: non-finite loss or gradient (%s); update skipped", step, _terms(metrics))
-            if tc.max_bad_steps and streak >= tc.max_bad_steps:
-                # Skipped steps never touched the weights and no checkpoint is written inside a run
-                # of them, so the newest checkpoint on disk is the last good state.
-                done = list_checkpoints(ckpt_root)
-                kept = f"the last good checkpoint is {done[-1]}" if done else "no checkpoint had been written yet"
-                raise SketchColorError(
-                    f"{out_dir}: stopped at step {step} after {streak} steps in a row with a non-finite loss or "
-                    f"gradient ({_terms(metrics)}); {kept} (train.max_bad_steps={tc.max_bad_steps})")
-            elapsed += time.perf_counter() - t0
+            if models.ema is not None and not bad:
+                models.ema.update_parameters(models.generator)
+            state.skipped += bad
+            state.streak = state.streak + 1 if bad else 0
+            state.step += 1
+            if bad and state.streak == 1:
+                log.warning("step %d: non-finite loss or gradient (%s); update skipped", state.step, _terms(metrics))
+            run.stop_if_diverged(metrics)
+            state.elapsed += time.perf_counter() - t0
             bar.update(1)
-            if step % tc.log_every == 0 or step == tc.steps:
-                for k, v in metrics.items():
-                    writer.add_scalar(f"loss/{k}", v, step)
-                if val_batches:
-                    metrics["val_l1"] = heldout_l1(generator, val_batches, device)
-                    writer.add_scalar("val/l1", metrics["val_l1"], step)
-                writer.add_scalar("train/skipped_steps", skipped, step)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k in ("total", "rec", "tr", "adv", "d", "val_l1")})
-            if step % tc.image_every == 0 or step == tc.steps:
-                with torch.no_grad():
-                    generator.eval()
-                    shown = generator(batch["sketch"], batch["reference"]).image
-                    generator.train()
-                img = tensor_grid(batch["sketch"], batch["reference"], shown, batch["target"])
-                save_image(img, out_dir / "samples" / f"step_{step:08d}.png")
-                writer.add_image("samples", img, step, dataformats="HWC")
-            save_due = save_due or step % tc.checkpoint_every == 0 or step == tc.steps
-            if save_due and (streak == 0 or step == tc.steps):
-                # Inside a run of skipped steps the save waits for the next good step, so that the
-                # newest checkpoints are never ones written while the losses were non-finite.
-                save_checkpoint(ckpt_root, step, generator, cfg, trainer_state(step), tc.keep_checkpoints,
-                                {**meta_base, "train_seconds": round(elapsed, 1)})
-                save_due = False
+            final = state.step == tc.steps
+            if state.step % tc.log_every == 0 or final:
+                run.log(metrics)
+                shown.update({k: f"{v:.3g}" for k, v in metrics.items() if k in ("total", "rec", "tr", "warp", "adv", "d")})
+                bar.set_postfix(shown)
+            if run.val_batches and (state.step % val_every == 0 or final) and state.streak == 0:
+                shown.update({k.removeprefix("val_"): f"{v:.3g}" for k, v in run.validate().items()})
+                bar.set_postfix(shown)
+            if state.step % tc.image_every == 0 or final:
+                run.sample(batch)
+            run.checkpoint(final)
     finally:
         bar.close()
-        writer.close()
-    if images.bad_files:
-        log.warning("%d unreadable training file(s) were skipped", len(images.bad_files))
-    model_dir = save_artifact(out_dir / "model", generator, cfg,
-                              {**meta_base, "step": step, "train_seconds": round(elapsed, 1), "skipped_steps": skipped,
-                               "bad_files": len(images.bad_files)})
-    write_text_atomic(out_dir / "summary.json", json.dumps({"step": step, "train_seconds": round(elapsed, 1),
-                                                      "skipped_steps": skipped}, indent=2))
-    return model_dir
+    return run.finish(images)

@@ -1,0 +1,143 @@
+"""Held-out scores logged during training: L1, reference responsiveness, correspondence accuracy.
+
+They decide which checkpoint a run keeps (``model/`` is the best one, not the last). Evaluation
+reuses :func:`correspondence_accuracy` (it stands on training; training never imports evaluation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from sketchcolor.data.color import chroma, follow_score, rotate_hue, to_lab
+
+# Turns of the reference's hues (degrees) used by reference responsiveness.
+RESPONSIVENESS_TURNS = (90.0, 180.0, 270.0)
+# A picture enters the responsiveness score only when this share of its reference is colored
+# (chroma > MIN_CHROMA): a black-and-white reference has no hue to follow.
+MIN_COLORED_SHARE = 0.05
+MIN_CHROMA = 8.0
+
+
+@dataclass(frozen=True)
+class CorrespondenceScores:
+    """Over ``n_valid`` sketch cells with a known true reference cell: share whose attention
+    argmax is that cell (``top1``), is within one cell of it (Chebyshev <= 1, ``within_one``),
+    and the mean attention mass on its 3 x 3 neighbourhood (``neighbourhood_mass``)."""
+
+    top1: float
+    within_one: float
+    neighbourhood_mass: float
+    n_valid: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    @staticmethod
+    def combine(parts: Iterable[CorrespondenceScores]) -> CorrespondenceScores:
+        """Pool scores of several batches, weighting each by its ``n_valid``."""
+        parts = [p for p in parts if p.n_valid > 0]
+        n = sum(p.n_valid for p in parts)
+        if n == 0:
+            return CorrespondenceScores(float("nan"), float("nan"), float("nan"), 0)
+
+        def avg(key: str) -> float:
+            return sum(getattr(p, key) * p.n_valid for p in parts) / n
+
+        return CorrespondenceScores(avg("top1"), avg("within_one"), avg("neighbourhood_mass"), n)
+
+
+def neighbourhood(h: int, w: int, radius: int = 1) -> torch.Tensor:
+    """bool ``[h*w, h*w]``: cells ``i`` and ``j`` (row-major) lie within Chebyshev ``radius``."""
+    ys, xs = torch.arange(h * w) // w, torch.arange(h * w) % w
+    return ((ys[:, None] - ys[None]).abs() <= radius) & ((xs[:, None] - xs[None]).abs() <= radius)
+
+
+@torch.no_grad()
+def correspondence_accuracy(attention: torch.Tensor, correspondence: torch.Tensor,
+                            grid: tuple[int, int]) -> CorrespondenceScores:
+    """How well attention rows find the true reference cell.
+
+    ``attention [B, N, M]``: rows are sketch cells, columns reference cells of an ``(h, w) =
+    grid`` grid (``M = h * w``, row-major; rows sum to 1). ``correspondence [B, N]`` long: the
+    true reference cell of each sketch cell, -1 where none (warped out of view), as made by
+    :func:`sketchcolor.data.tps.tps_correspondence`.
+    """
+    h, w = grid
+    assert attention.dim() == 3 and attention.shape[2] == h * w, (tuple(attention.shape), grid)
+    assert correspondence.shape == attention.shape[:2], (tuple(correspondence.shape), tuple(attention.shape))
+    valid = correspondence >= 0
+    n = int(valid.sum())
+    if n == 0:
+        return CorrespondenceScores(float("nan"), float("nan"), float("nan"), 0)
+    attn = attention[valid].float()  # [n, M]
+    true = correspondence[valid].long().to(attn.device)  # [n]
+    pred = attn.argmax(dim=1)
+    dy = (pred // w - true // w).abs()
+    dx = (pred % w - true % w).abs()
+    near = neighbourhood(h, w).to(attn.device)[true]  # [n, M]
+    return CorrespondenceScores(
+        top1=float((pred == true).float().mean()),
+        within_one=float((torch.maximum(dy, dx) <= 1).float().mean()),
+        neighbourhood_mass=float((attn * near).sum(dim=1).mean()),
+        n_valid=n,
+    )
+
+
+def has_hue(reference: torch.Tensor) -> bool:
+    """Whether enough of RGB ``reference`` ``[3, H, W]`` is colored to have hues to follow."""
+    return float((chroma(to_lab(reference)) > MIN_CHROMA).float().mean()) >= MIN_COLORED_SHARE
+
+
+def responsiveness(outputs: torch.Tensor, turned: dict[float, torch.Tensor]) -> list[float]:
+    """Per-picture scores of reference responsiveness.
+
+    ``outputs [B, 3, H, W]``: outputs for the original references; ``turned[deg] [B, 3, H, W]``:
+    outputs for the references with hues turned by ``deg``. Each picture scores the mean over the
+    turns of cos(output turn - reference turn); a turn where the outputs have no colored pixel in
+    common counts 0 (no hue followed)."""
+    scores = []
+    for i in range(outputs.shape[0]):
+        per_turn = [follow_score(outputs[i], out[i], math.radians(deg), MIN_CHROMA) for deg, out in turned.items()]
+        scores.append(sum(0.0 if s is None else s for s in per_turn) / len(per_turn))
+    return scores
+
+
+@torch.no_grad()
+def validate(generator: nn.Module, batches: list[dict[str, torch.Tensor]], device: torch.device,
+             grid: tuple[int, int]) -> dict[str, float]:
+    """``val_l1`` (to the target), ``val_responsiveness`` (on references that have hues) and
+    ``val_corr_within_one`` over fixed held-out triplet batches."""
+    was_training = generator.training
+    generator.eval()
+    l1, n, follow, corr = 0.0, 0, [], []
+    for b in batches:
+        b = {k: v.to(device) for k, v in b.items()}
+        out = generator(b["sketch"], b["reference"])
+        l1 += float((out.image - b["target"]).abs().mean()) * out.image.shape[0]
+        n += out.image.shape[0]
+        if out.attention is not None:
+            corr.append(correspondence_accuracy(out.attention, b["correspondence"], grid))
+        keep = [i for i in range(b["reference"].shape[0]) if has_hue(b["reference"][i].cpu())]
+        if keep:
+            ref = b["reference"][keep]
+            turned = {deg: generator(b["sketch"][keep], rotate_hue(ref, math.radians(deg))).image.cpu()
+                      for deg in RESPONSIVENESS_TURNS}
+            follow += responsiveness(out.image[keep].cpu(), turned)
+    generator.train(was_training)
+    scores = {"val_l1": l1 / max(n, 1)}
+    if follow:
+        scores["val_responsiveness"] = sum(follow) / len(follow)
+    if corr:
+        scores["val_corr_within_one"] = CorrespondenceScores.combine(corr).within_one
+    return scores
+
+
+def selection_score(scores: dict[str, float]) -> float:
+    """Higher is better: the checkpoint a run keeps. Responsiveness (-1..1) is what the model is
+    for; L1 (0..2) breaks ties and guards against a model that follows hues but paints badly."""
+    return scores.get("val_responsiveness", 0.0) - 2.0 * scores["val_l1"]
