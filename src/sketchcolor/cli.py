@@ -33,19 +33,30 @@ def _colorize(args: argparse.Namespace) -> int:
     pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
     # decoded once (and a bad reference fails before any work), not again for every sketch of a folder
     reference = load_image(args.reference)
+    layer = Path(args.color_layer) if args.color_layer else None
+
+    def run(src: Path, dst: Path, layer_dst: Path | None) -> None:
+        result = pipe.colorize(src, reference, extract_sketch=args.extract_sketch, fill=args.fill,
+                               palette_snap=args.palette_snap)
+        save_image(result.image, dst)
+        if layer_dst is not None:
+            save_image(result.color_layer, layer_dst)
+
     if sketch.is_dir():
         files = sorted(p for p in sketch.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
         if not files:
             raise SketchColorError(f"{sketch}: no images in folder")
         if out.suffix:
             raise SketchColorError(f"{out}: for a folder of sketches, -o must be a folder")
+        if layer is not None and layer.suffix:
+            raise SketchColorError(f"{layer}: for a folder of sketches, --color-layer must be a folder")
         failed = 0
         stems = [f.stem for f in files]
         for f in tqdm(files, desc="colorize", unit="img", disable=args.quiet):
             # a.gif and a.webp would both become a.png: keep the extension where stems collide
             name = f"{f.stem}.png" if stems.count(f.stem) == 1 else f"{f.name}.png"
             try:
-                save_image(pipe(f, reference, extract_sketch=args.extract_sketch), out / name)
+                run(f, out / name, layer / name if layer is not None else None)
             except SketchColorError as e:  # one bad file must not stop a folder
                 failed += 1
                 print(f"error: {e}", file=sys.stderr)
@@ -53,8 +64,12 @@ def _colorize(args: argparse.Namespace) -> int:
         return 1 if failed else 0
     if out.is_dir() or not out.suffix:
         out = out / f"{sketch.stem}.png"
-    save_image(pipe(sketch, reference, extract_sketch=args.extract_sketch), out)
-    print(f"wrote {out}")
+    if layer is not None and (layer.is_dir() or not layer.suffix):
+        layer = layer / f"{sketch.stem}.png"
+    if layer is not None and layer.suffix.lower() != ".png":
+        raise SketchColorError(f"{layer}: the color layer has transparency and is written as PNG; name it .png")
+    run(sketch, out, layer)
+    print(f"wrote {out}" + (f" and {layer}" if layer is not None else ""))
     return 0
 
 
@@ -133,15 +148,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
-    pictures = load_test_pictures(args.data, pipe.size, pipe.config, args.split, args.limit)
-    methods = {"sketchcolor": lambda s, r: pipe(s, r)}
+    pictures = load_test_pictures(args.data, args.size, pipe.config, args.split, args.limit)
+    methods = {"sketchcolor": lambda s, r: pipe(s, r, fill=args.fill, palette_snap=args.palette_snap)}
     attention_of = {"sketchcolor": pipe} if pipe.config.model.fusion == "scft" else {}
     for spec in args.compare:
         if "=" not in spec:
             raise SketchColorError(f"--compare {spec!r}: expected NAME=MODEL_DIR")
         name, folder = spec.split("=", 1)
         other = ColorizePipeline.from_pretrained(folder, device=args.device)
-        methods[name] = (lambda p: (lambda s, r: p(s, r)))(other)
+        methods[name] = (lambda p: (lambda s, r: p(s, r, fill=args.fill, palette_snap=args.palette_snap)))(other)
         if other.config.model.fusion == "scft":
             attention_of[name] = other
     if not args.no_baselines:
@@ -194,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="output file (.png/.jpg) or folder")
     c.add_argument("--weights", help="model folder (config.json + model.safetensors); default: shipped weights")
     c.add_argument("--extract-sketch", action="store_true", help="turn a color/gray picture into line art first (XDoG)")
+    c.add_argument("--fill", choices=["regions", "guided", "none"], default=None,
+                   help="regions: flat color per line-art region (default for line art); guided: edge-aware "
+                        "upsampling (default with --extract-sketch); none: the network's raw output")
+    c.add_argument("--palette-snap", type=float, default=0.0, metavar="S",
+                   help="pull each region's color toward the reference's nearest palette color, 0 (off) to 1")
+    c.add_argument("--color-layer", metavar="OUT",
+                   help="also write the paint alone, without lines, as a transparent PNG (a folder for a folder run)")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_colorize)
@@ -244,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default="outputs/eval", help="folder for results.json, results.md, grid.png")
     ev.add_argument("--limit", type=int, help="only the first N pictures of the split")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--size", type=int, default=256, help="side (px) the test pictures are letterboxed to; outputs are rendered at it (default 256, the drawings' native size)")
+    ev.add_argument("--fill", choices=["regions", "guided", "none"], default=None, help="rendering of our model's output (default: regions)")
+    ev.add_argument("--palette-snap", type=float, default=0.0, metavar="S", help="pull region colors toward the reference's palette, 0..1")
     ev.add_argument("--compare", action="append", default=[], metavar="NAME=MODEL_DIR", help="another model to score beside ours")
     ev.add_argument("--grid", type=int, nargs="?", const=6, default=0, metavar="ROWS", help="also write grid.png with ROWS cross and ROWS self rows")
     ev.add_argument("--no-baselines", action="store_true")

@@ -28,7 +28,7 @@ def pairs() -> list[tuple[np.ndarray, np.ndarray]]:
 
 def test_every_baseline_returns_the_sketch_size(pairs) -> None:
     names = [b.name for b in all_baselines()]
-    assert names == ["colorless", "global_transfer", "patch_nn"]
+    assert names == ["colorless", "global_transfer", "flat_fill", "patch_nn"]
     for baseline in all_baselines():
         for sketch, reference in pairs:
             out = baseline(sketch, reference)
@@ -52,3 +52,18 @@ def test_patch_nn_copies_colors_from_matching_places(pairs) -> None:
     # Away from the boundary the paint comes from the same half of the reference.
     assert out[20, 4, 0] > 150 and out[20, 4, 2] < 90
     assert out[20, 52, 2] > 150 and out[20, 52, 0] < 90
+
+
+def test_flat_fill_paints_enclosed_regions_in_the_reference_mean_and_keeps_paper_white():
+    from sketchcolor.evaluation.baselines import FlatFill
+
+    sketch = np.full((40, 40), 255, np.uint8)
+    sketch[10, 10:30] = sketch[29, 10:30] = 0
+    sketch[10:30, 10] = sketch[10:30, 29] = 0  # a closed square
+    reference = np.full((20, 20, 3), 255, np.uint8)
+    reference[5:15, 5:15] = (30, 90, 200)  # blue ink on white paper: the paper is not averaged in
+    out = FlatFill()(sketch, reference)
+    assert out.shape == (40, 40, 3)
+    assert tuple(out[0, 0]) == (255, 255, 255)
+    assert np.abs(out[20, 20].astype(int) - (30, 90, 200)).max() <= 3
+    assert tuple(out[10, 20]) == (0, 0, 0)

@@ -53,5 +53,5 @@ def test_evaluate_writes_tables_and_grid(data: Path, tmp_path: Path) -> None:
     assert main(["evaluate", "--weights", str(run / "model"), "--data", str(data), "--split", "train", "--no-fid",
                  "--no-vgg", "--grid", "2", "--out", str(tmp_path / "ev"), "-q"]) == 0
     res = json.loads((tmp_path / "ev" / "results.json").read_text())["results"]
-    assert set(res) == {"sketchcolor", "colorless", "global_transfer", "patch_nn"}
+    assert set(res) == {"sketchcolor", "colorless", "global_transfer", "flat_fill", "patch_nn"}
     assert (tmp_path / "ev" / "grid.png").is_file() and "| method |" in (tmp_path / "ev" / "results.md").read_text()

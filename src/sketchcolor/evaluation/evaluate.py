@@ -5,9 +5,15 @@ Two settings, both seeded:
 * **cross** (Table 1): each test sketch is colorized with the color image of a *different* test
   picture as reference. FID and KID (outputs vs the real test images, NVIDIA's Inception port,
   clean-fid resize), reference-color fidelity and line preservation.
-* **self**: each test picture's own augmented self-reference (color shift + TPS warp, as in
-  training), so the target is known: L1, PSNR, SSIM, a VGG-feature distance on the loss network,
-  and for attention models the correspondence accuracy of SCFT against the TPS ground truth.
+* **self**: each test picture's own augmented self-reference (a() + TPS warp, as in training),
+  so the target is known: L1, PSNR, SSIM, a VGG-feature distance on the loss network, and for
+  attention models the correspondence accuracy of SCFT against the TPS ground truth.
+* **responsiveness**: each test sketch with its own color picture as reference, and again with
+  the reference's hues turned by 90, 180 and 270 degrees (Lab ab plane): the mean cos(turn of the
+  output's hues - turn of the reference's). 1 follows the reference; about -1/3 ignores it.
+
+Pictures are letterboxed to ``size`` (256 px: the drawings' native size) and every method
+returns its output at that size (our pipeline renders at full resolution).
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sketchcolor.data.io import letterbox, load_image, save_image, to_tensor
+import math
+
+from sketchcolor.data.color import rotate_hue
+from sketchcolor.data.io import letterbox, load_image, save_image, to_tensor, to_uint8
 from sketchcolor.data.sketch import extract_sketch
 from sketchcolor.data.sources.manifest import read_manifest
 from sketchcolor.errors import SketchColorError
@@ -36,6 +45,7 @@ from sketchcolor.evaluation.metrics import (
     vgg_feature_distance,
 )
 from sketchcolor.evaluation.selfref import self_reference_cases
+from sketchcolor.training.validation import RESPONSIVENESS_TURNS, has_hue, responsiveness
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -76,6 +86,13 @@ class MethodResult:
     cross: list[np.ndarray] = field(default_factory=list)
     self_: list[np.ndarray] = field(default_factory=list)
     corr: list[CorrespondenceScores] = field(default_factory=list)
+    follow: list[float] = field(default_factory=list)  # responsiveness per picture with hues
+
+
+def turned_references(color: np.ndarray) -> dict[float, np.ndarray]:
+    """The color picture with its hues turned by each of :data:`RESPONSIVENESS_TURNS` degrees."""
+    t = to_tensor(color)
+    return {deg: to_uint8(rotate_hue(t, math.radians(deg))) for deg in RESPONSIVENESS_TURNS}
 
 
 def evaluate(
@@ -93,8 +110,11 @@ def evaluate(
     ``attention_of`` maps a method name to a ColorizePipeline whose SCFT attention is scored for
     correspondence accuracy on the self-reference pairs."""
     partners = cross_partners(len(pictures), seed)
-    cases = self_reference_cases([(p.sketch, p.color) for p in pictures], pipe, seed=seed)
+    size = pictures[0].color.shape[0]
+    cases = self_reference_cases([(p.sketch, p.color) for p in pictures], pipe, seed=seed, size=size)
     n = pipe.size // pipe.config.model.feature_stride
+    hued = [i for i, p in enumerate(pictures) if has_hue(to_tensor(p.color))]
+    turned = {i: turned_references(pictures[i].color) for i in hued}
     raw: dict[str, MethodResult] = {}
     timing: dict[str, float] = {}
     for name, method in methods.items():
@@ -104,16 +124,21 @@ def evaluate(
             r.cross.append(method(p.sketch, pictures[partners[i]].color))
             r.self_.append(method(cases[i].sketch, cases[i].reference))
         timing[name] = (time.perf_counter() - t0) / (2 * len(pictures))
+        for i in tqdm(hued, desc=f"{name} (hue turns)", unit="img", disable=not progress, dynamic_ncols=True):
+            own = to_tensor(method(pictures[i].sketch, pictures[i].color))[None]
+            outs = {deg: to_tensor(method(pictures[i].sketch, ref))[None] for deg, ref in turned[i].items()}
+            r.follow += responsiveness(own, outs)
         if attention_of and name in attention_of:
             cp = attention_of[name]
             for c in cases:
                 s, _ = cp.prepare_sketch(c.sketch)
-                attn = cp.model(s, to_tensor(c.reference)[None].to(cp.device)).attention
+                attn = cp.model(s, cp.prepare_reference(c.reference)).attention
                 r.corr.append(correspondence_accuracy(attn.cpu(), torch.from_numpy(c.correspondence)[None], (n, n)))
         raw[name] = r
 
     results: dict[str, dict[str, Any]] = {}
-    meta: dict[str, Any] = {"n_pictures": len(pictures), "seed": seed, "image_size": pipe.size,
+    meta: dict[str, Any] = {"n_pictures": len(pictures), "n_responsiveness": len(hued), "seed": seed,
+                            "image_size": size, "model_size": pipe.size,
                             "seconds_per_image": {k: round(v, 4) for k, v in timing.items()}}
     inception = None
     real_feats = None
@@ -133,6 +158,8 @@ def evaluate(
                                                       for i, o in enumerate(r.cross)]))
         # nanmean: a sketch with no line pixels (a blank XDoG of a flat drawing) has no score
         row["lines kept (cross) ↑"] = float(np.nanmean([line_preservation(o, p.sketch) for o, p in zip(r.cross, pictures)]))
+        if r.follow:
+            row["responsiveness ↑"] = float(np.mean(r.follow))
         row["L1 (self) ↓"] = float(np.mean([np.abs(o.astype(np.float64) - c.target).mean() / 255 for o, c in zip(r.self_, cases)]))
         row["PSNR (self) ↑"] = float(np.mean([psnr(o, c.target) for o, c in zip(r.self_, cases)]))
         row["SSIM (self) ↑"] = float(np.mean([ssim(o, c.target) for o, c in zip(r.self_, cases)]))
@@ -153,7 +180,8 @@ def comparison_grid(pictures: list[TestPicture], raw: dict[str, MethodResult], p
                     show: int = 160) -> Path:
     """Rows (sketch | reference | each method's output): ``rows`` cross pairs, then ``rows`` self pairs."""
     partners = cross_partners(len(pictures), seed)
-    cases = self_reference_cases([(p.sketch, p.color) for p in pictures[:rows]], pipe, seed=seed)
+    cases = self_reference_cases([(p.sketch, p.color) for p in pictures[:rows]], pipe, seed=seed,
+                                 size=pictures[0].color.shape[0])
     grid_rows = []
     for i in range(min(rows, len(pictures))):
         grid_rows.append([pictures[i].sketch, pictures[partners[i]].color] + [r.cross[i] for r in raw.values()])

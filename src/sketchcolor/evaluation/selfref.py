@@ -19,7 +19,7 @@ from sketchcolor.data.pairs import make_triplet_from_seed
 
 @dataclass
 class SelfRefCase:
-    """uint8 arrays at the model's size: sketch ``[S, S]``, reference/target ``[S, S, 3]``;
+    """uint8 arrays at the evaluation size: sketch ``[S, S]``, reference/target ``[S, S, 3]``;
     correspondence ``[h * w]`` (-1 = not visible)."""
 
     sketch: np.ndarray
@@ -28,10 +28,13 @@ class SelfRefCase:
     correspondence: np.ndarray
 
 
-def self_reference_cases(drawings: list[tuple[np.ndarray, np.ndarray]], pipe, seed: int = 0) -> list[SelfRefCase]:
-    """``drawings``: (line art uint8 RGB or gray, color uint8 RGB) pairs -> one case each, seeded."""
-    size, cfg = pipe.size, pipe.config
-    n = size // cfg.model.feature_stride
+def self_reference_cases(drawings: list[tuple[np.ndarray, np.ndarray]], pipe, seed: int = 0,
+                         size: int | None = None) -> list[SelfRefCase]:
+    """``drawings``: (line art uint8 RGB or gray, color uint8 RGB) pairs -> one case each, seeded,
+    at ``size`` px (default the model's size; the correspondence is on the model's grid)."""
+    cfg = pipe.config
+    size = size or pipe.size
+    n = pipe.size // cfg.model.feature_stride
     cases = []
     for i, (line, color) in enumerate(drawings):
         line_gray = to_gray(line) if line.ndim == 3 else line

@@ -6,6 +6,7 @@ letterboxing to the model's size and back, optional sketch extraction) lives in 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,24 @@ from sketchcolor.config import Config
 from sketchcolor.data.io import ImageLike, Letterbox, letterbox, load_image, to_gray, to_tensor, to_uint8, unletterbox
 from sketchcolor.data.sketch import extract_sketch as extract_sketch_fn
 from sketchcolor.errors import SketchColorError
+from sketchcolor.inference.render import FILLS, Fill, fill_guided, fill_regions, lines_on, reference_palette
 from sketchcolor.models.generator import Colorizer
 from sketchcolor.training.checkpoint import load_artifact
 from sketchcolor.device import pick_device
+
+
+@dataclass
+class Colorization:
+    """One result at the sketch's own size: ``image`` uint8 ``[H, W, 3]`` (paint + lines);
+    ``color_layer`` uint8 ``[H, W, 4]`` (the paint alone, transparent on the paper; for artists'
+    layers); ``prediction`` uint8 ``[H, W, 3]`` (the network's raw output resized); ``line``
+    uint8 ``[H, W]`` (the line art laid on top); ``fill`` the rendering used."""
+
+    image: np.ndarray
+    color_layer: np.ndarray
+    prediction: np.ndarray
+    line: np.ndarray
+    fill: str
 
 
 class ColorizePipeline:
@@ -55,11 +71,43 @@ class ColorizePipeline:
         return to_tensor(boxed)[None].to(self.device)
 
     @torch.no_grad()
-    def __call__(self, sketch: ImageLike, reference: ImageLike, extract_sketch: bool = False) -> np.ndarray:
-        s, box = self.prepare_sketch(sketch, extract_sketch)
-        r = self.prepare_reference(reference)
-        out = self.model(s, r).image[0]
-        return unletterbox(to_uint8(out), box)
+    def colorize(self, sketch: ImageLike, reference: ImageLike, extract_sketch: bool = False,
+                 fill: Fill | None = None, palette_snap: float = 0.0) -> Colorization:
+        """Colorize and render at the sketch's own resolution.
+
+        ``fill``: ``"regions"`` (flat color per line-art region, the default for line art),
+        ``"guided"`` (edge-aware upsampling, the default with ``extract_sketch``, whose lines do
+        not close), both with the drawing's lines multiplied on top, or ``"none"`` (the raw
+        network output resized, as the network painted it). ``palette_snap`` in [0, 1]
+        pulls each region's color toward the reference's nearest palette color (regions only)."""
+        fill = fill or ("guided" if extract_sketch else "regions")
+        if fill not in FILLS:
+            raise SketchColorError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+        if not 0.0 <= palette_snap <= 1.0:
+            raise SketchColorError(f"palette snapping strength must lie in [0, 1], got {palette_snap}")
+        rgb = load_image(sketch)
+        ref = load_image(reference)
+        boxed, box = letterbox(rgb, self.size)
+        small = extract_sketch_fn(boxed, self.config.data) if extract_sketch else to_gray(boxed)
+        # the lines laid on top: the drawing's own at full size (extracted at full size for pictures)
+        line = extract_sketch_fn(rgb, self.config.data) if extract_sketch else to_gray(rgb)
+        s = to_tensor(small)[None].to(self.device)
+        r = self.prepare_reference(ref)
+        prediction = unletterbox(to_uint8(self.model(s, r).image[0]), box)
+        if fill == "regions":
+            palette = reference_palette(ref) if palette_snap > 0 else None
+            paint, alpha = fill_regions(prediction, line, palette, palette_snap)
+        else:
+            paint = prediction if fill == "none" else fill_guided(prediction, line)
+            alpha = np.full(line.shape, 255, np.uint8)
+        image = prediction if fill == "none" else lines_on(paint, line)
+        return Colorization(image=image, color_layer=np.dstack([paint, alpha]), prediction=prediction, line=line,
+                            fill=fill)
+
+    def __call__(self, sketch: ImageLike, reference: ImageLike, extract_sketch: bool = False,
+                 fill: Fill | None = None, palette_snap: float = 0.0) -> np.ndarray:
+        """:meth:`colorize`'s image: uint8 ``[H, W, 3]`` at the sketch's size."""
+        return self.colorize(sketch, reference, extract_sketch, fill, palette_snap).image
 
     @torch.no_grad()
     def attention(self, sketch: ImageLike, reference: ImageLike, extract_sketch: bool = False) -> torch.Tensor:

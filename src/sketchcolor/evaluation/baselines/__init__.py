@@ -7,6 +7,8 @@ of their paint by multiplication (``paint * sketch / 255``), so lines stay as da
 
 - :class:`Colorless`: the sketch on mid-gray (no color at all).
 - :class:`GlobalTransfer`: Reinhard-style global statistics: the reference's mean Lab color.
+- :class:`FlatFill`: every enclosed region in the reference's mean non-paper color, paper white
+  (the simple baseline a colorizer must beat on flat-colored drawings).
 - :class:`PatchNN`: per-cell nearest neighbour on local line structure, copying cell colors.
 
 The "no attention" baseline (SCFT replaced by concatenation) is a model variant, not here.
@@ -14,43 +16,16 @@ The "no attention" baseline (SCFT replaced by concatenation) is a model variant,
 
 from __future__ import annotations
 
-from typing import Protocol
-
-import numpy as np
-
-
-class Baseline(Protocol):
-    """``baseline(sketch [H, W] uint8, reference [H', W', 3] uint8) -> [H, W, 3] uint8``."""
-
-    name: str
-
-    def __call__(self, sketch: np.ndarray, reference: np.ndarray) -> np.ndarray: ...
-
-
-def check_inputs(sketch: np.ndarray, reference: np.ndarray) -> None:
-    """Raise ``ValueError`` unless ``sketch`` is uint8 ``[H, W]`` and ``reference`` uint8 ``[H', W', 3]``."""
-    if sketch.dtype != np.uint8 or sketch.ndim != 2:
-        raise ValueError(f"sketch must be uint8 [H, W], got {sketch.dtype} {sketch.shape}")
-    if reference.dtype != np.uint8 or reference.ndim != 3 or reference.shape[2] != 3:
-        raise ValueError(f"reference must be uint8 [H, W, 3], got {reference.dtype} {reference.shape}")
-
-
-def lines_on(paint: np.ndarray, sketch: np.ndarray) -> np.ndarray:
-    """Multiply the sketch's lines onto ``paint``: float or uint8 ``[H, W, 3]`` in [0, 255] ->
-    uint8 ``[H, W, 3]``. White paper leaves the paint as it is; black ink gives black."""
-    out = np.asarray(paint, np.float32) * (sketch.astype(np.float32)[..., None] / 255.0)
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
-
-
-# Imported after the helpers above, which the baseline modules use.
-from sketchcolor.evaluation.baselines.colorless import Colorless  # noqa: E402
-from sketchcolor.evaluation.baselines.global_transfer import GlobalTransfer  # noqa: E402
-from sketchcolor.evaluation.baselines.patch_nn import PatchNN  # noqa: E402
+from sketchcolor.evaluation.baselines.colorless import Colorless
+from sketchcolor.evaluation.baselines.common import Baseline, check_inputs, lines_on
+from sketchcolor.evaluation.baselines.flat_fill import FlatFill
+from sketchcolor.evaluation.baselines.global_transfer import GlobalTransfer
+from sketchcolor.evaluation.baselines.patch_nn import PatchNN
 
 
 def all_baselines() -> list[Baseline]:
     """One instance of every baseline with its default settings, in table order."""
-    return [Colorless(), GlobalTransfer(), PatchNN()]
+    return [Colorless(), GlobalTransfer(), FlatFill(), PatchNN()]
 
 
-__all__ = ["Baseline", "Colorless", "GlobalTransfer", "PatchNN", "all_baselines", "check_inputs", "lines_on"]
+__all__ = ["Baseline", "Colorless", "FlatFill", "GlobalTransfer", "PatchNN", "all_baselines", "check_inputs", "lines_on"]

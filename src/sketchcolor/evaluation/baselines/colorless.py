@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sketchcolor.evaluation.baselines import check_inputs, lines_on
+from sketchcolor.evaluation.baselines.common import check_inputs, lines_on
 
 
 class Colorless:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.color import lab2rgb, rgb2lab
 
-from sketchcolor.evaluation.baselines import check_inputs, lines_on
+from sketchcolor.evaluation.baselines.common import check_inputs, lines_on
 
 
 def mean_lab_color(reference: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from skimage.feature import hog
 
 from sketchcolor.config import DataConfig
 from sketchcolor.data.sketch import extract_sketch
-from sketchcolor.evaluation.baselines import check_inputs, lines_on
+from sketchcolor.evaluation.baselines.common import check_inputs, lines_on
 
 
 def _pad_to(img: np.ndarray, h: int, w: int, fill: int = 255) -> np.ndarray:
