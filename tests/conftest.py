@@ -1,36 +1,83 @@
-"""Shared fixtures: a tiny model config and scikit-image's bundled photos written as PNG files."""
+"""Shared fixtures: the tiny test model (as a config and as recipe overrides), scikit-image's
+bundled photos written as PNG files, and small copies of the real data sources' layouts.
+
+``tests`` is not a package, so test modules reach what is defined here through fixtures.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from sketchcolor.config import ModelConfig
+from sketchcolor.config import Config, ModelConfig, load_config
 from sketchcolor.data.sources.skimage_samples import write_sample_photos
 
 # The test machine is small and shared: keep torch on few threads.
 torch.set_num_threads(1)
 
+ROOT = Path(__file__).resolve().parents[1]
+TINY_RECIPE = ROOT / "configs" / "tiny.yaml"
+
+# The tiny test model, defined once: smaller still than configs/tiny.yaml. 32 px inputs, two
+# stride-2 layers -> 8 x 8 feature grid, k = 56 channels; a training step takes a few ms on 2
+# cores. `tiny_model_cfg` builds a ModelConfig from it (other fields at their defaults); the
+# recipe tests apply it to tiny.yaml as overrides (`small_overrides`, `small_config`).
+SMALL_MODEL: dict[str, Any] = {
+    "image_size": 32,
+    "encoder_channels": (4, 4, 8, 8, 16, 16),
+    "downsample_layers": (3, 5),
+    "attention_dim": 16,
+    "bottleneck_channels": 16,
+    "num_res_blocks": 1,
+    "disc_channels": 8,
+    "disc_layers": 2,
+}
+
+
+def _override(key: str, value: Any) -> str:
+    """``("encoder_channels", (4, 8))`` -> ``"model.encoder_channels=[4,8]"`` (a ``--set`` value)."""
+    text = "[" + ",".join(str(v) for v in value) + "]" if isinstance(value, tuple) else str(value)
+    return f"model.{key}={text}"
+
+
+SMALL_MODEL_OVERRIDES: tuple[str, ...] = tuple(_override(k, v) for k, v in SMALL_MODEL.items())
+
 
 @pytest.fixture
 def tiny_model_cfg() -> ModelConfig:
-    """32 px inputs, two stride-2 layers -> 8 x 8 feature grid, k = 56 channels."""
-    cfg = ModelConfig(
-        image_size=32,
-        encoder_channels=(4, 4, 8, 8, 16, 16),
-        downsample_layers=(3, 5),
-        attention_dim=16,
-        bottleneck_channels=16,
-        num_res_blocks=1,
-        disc_channels=8,
-        disc_layers=2,
-    )
+    """The tiny test model (:data:`SMALL_MODEL`) with every other field at its default."""
+    cfg = ModelConfig(**SMALL_MODEL)
     cfg.validate()
     return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe() -> Path:
+    """``configs/tiny.yaml``."""
+    return TINY_RECIPE
+
+
+@pytest.fixture(scope="session")
+def small_overrides() -> tuple[str, ...]:
+    """Dotted overrides that shrink tiny.yaml's model to the tiny test model, e.g.
+    ``"model.encoder_channels=[4,4,8,8,16,16]"``: ``load_config(tiny_recipe, [*small_overrides, ...])``
+    or ``--set`` on the command line."""
+    return SMALL_MODEL_OVERRIDES
+
+
+@pytest.fixture(scope="session")
+def small_config() -> Callable[..., Config]:
+    """``small_config(*extra)``: tiny.yaml with the tiny test model and the dotted overrides ``extra``."""
+
+    def make(*extra: str) -> Config:
+        return load_config(TINY_RECIPE, [*SMALL_MODEL_OVERRIDES, *extra])
+
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -81,13 +128,13 @@ def _make_clipart(root: Path) -> Path:
 
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_openmoji():
     """Builder: ``make_openmoji(root) -> root`` with an openmoji-shaped package."""
     return _make_openmoji
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_clipart():
     """Builder: ``make_clipart(root) -> root`` with an Open Clip Art-shaped tree."""
     return _make_clipart

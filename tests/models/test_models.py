@@ -196,13 +196,9 @@ def test_reference_encoder_gets_gradients(tiny_model_cfg):
     g = Colorizer(tiny_model_cfg)
     out = g(_rand(2, 1, 32, 32, seed=1), _rand(2, 3, 32, 32, seed=2))
     out.image.mean().backward()
-    for name, p in g.reference_encoder.named_parameters():
-        assert p.grad is not None, name
-        assert p.grad.abs().sum() > 0, name
-    for name, p in g.scft.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
-    for name, p in g.sketch_encoder.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    for part in ("reference_encoder", "scft", "sketch_encoder"):
+        for name, p in getattr(g, part).named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{part}.{name}"
 
 
 def test_colorizer_without_bottleneck(tiny_model_cfg):

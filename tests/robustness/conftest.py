@@ -9,16 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from sketchcolor.config import load_config
 from sketchcolor.models import Colorizer
-from sketchcolor.training.checkpoint import save_artifact
-from tiny_recipe import SMALL_MODEL, TINY
+from sketchcolor.models.serialization import save_artifact
 
 
 @pytest.fixture(scope="session")
-def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A seeded, untrained Colorizer saved as an inference artifact (config.json + safetensors)."""
-    cfg = load_config(TINY, SMALL_MODEL)
+def tiny_artifact(tmp_path_factory: pytest.TempPathFactory, small_config) -> Path:
+    """A seeded, untrained Colorizer of the tiny test model (tiny.yaml shrunk, see tests/conftest.py)
+    saved as an inference artifact (config.json + safetensors)."""
+    cfg = small_config()
     torch.manual_seed(0)
     return save_artifact(tmp_path_factory.mktemp("artifact") / "model", Colorizer(cfg.model).eval(), cfg)
 

@@ -18,7 +18,8 @@ from sketchcolor.cli import main
 from sketchcolor.config import FORMAT_VERSION
 from sketchcolor.errors import CheckpointError
 from sketchcolor.inference.pipeline import ColorizePipeline
-from sketchcolor.training.checkpoint import load_artifact, load_trainer_state, save_artifact
+from sketchcolor.models.serialization import load_artifact, save_artifact
+from sketchcolor.training.checkpoint import load_trainer_state
 
 WEIGHTS = "model.safetensors"
 

@@ -19,20 +19,32 @@ import pytest
 import torch
 from safetensors.torch import load_file, save as safetensors_bytes
 
-import sketchcolor.training.checkpoint as ckpt
+import sketchcolor.models.serialization as serialization
 import sketchcolor.training.step as step_mod
 from sketchcolor.cli import main
 from sketchcolor.config import load_config
 from sketchcolor.errors import CheckpointError, SketchColorError
 from sketchcolor.models import Colorizer, PatchDiscriminator
-from sketchcolor.training.checkpoint import list_checkpoints, load_artifact, load_trainer_state, save_checkpoint
+from sketchcolor.models.serialization import load_artifact
+from sketchcolor.training.checkpoint import list_checkpoints, load_trainer_state, save_checkpoint
 from sketchcolor.training.loop import fit
 from sketchcolor.training.step import train_step
-from tiny_recipe import SMALL_MODEL, SMALL_TRAIN, TINY
+
+# Training settings of these runs, on top of the tiny test model (conftest's small_overrides).
+TRAIN = ["train.batch_size=2", "train.log_every=1", "train.image_every=1000", "train.threads=1",
+         "train.keep_checkpoints=0"]
 
 
-def _cfg(*extra: str):
-    return load_config(TINY, SMALL_MODEL + SMALL_TRAIN + list(extra))
+@pytest.fixture(scope="module")
+def run_overrides(small_overrides: tuple[str, ...]) -> list[str]:
+    """The tiny test model and :data:`TRAIN`, as dotted overrides of tiny.yaml."""
+    return [*small_overrides, *TRAIN]
+
+
+@pytest.fixture(scope="module")
+def cfg_of(tiny_recipe: Path, run_overrides: list[str]):
+    """``cfg_of(*extra)``: the config of these runs with the dotted overrides ``extra``."""
+    return lambda *extra: load_config(tiny_recipe, [*run_overrides, *extra])
 
 
 def _snapshot(*modules: torch.nn.Module) -> list[torch.Tensor]:
@@ -48,8 +60,8 @@ def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 
 @pytest.fixture
-def parts():
-    cfg = _cfg()
+def parts(cfg_of):
+    cfg = cfg_of()
     torch.manual_seed(0)
     g, d = Colorizer(cfg.model), PatchDiscriminator(cfg.model)
     opt_g, opt_d = torch.optim.Adam(g.parameters(), 1e-3), torch.optim.Adam(d.parameters(), 1e-3)
@@ -132,9 +144,9 @@ def _bad_from(monkeypatch: pytest.MonkeyPatch, steps: set[int] | range) -> None:
 
 
 def test_nan_streak_stops_the_run_and_keeps_the_last_good_checkpoint(train_photos: Path, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                     monkeypatch: pytest.MonkeyPatch, cfg_of) -> None:
     _bad_from(monkeypatch, range(3, 100))
-    cfg = _cfg("train.steps=20", "train.checkpoint_every=1", "train.max_bad_steps=3")
+    cfg = cfg_of("train.steps=20", "train.checkpoint_every=1", "train.max_bad_steps=3")
     run = tmp_path / "run"
     with pytest.raises(SketchColorError) as info:
         fit(cfg, train_photos, run, progress=False)
@@ -151,9 +163,9 @@ def test_nan_streak_stops_the_run_and_keeps_the_last_good_checkpoint(train_photo
 
 
 def test_isolated_bad_step_is_counted_and_the_checkpoint_waits_for_a_good_step(
-        train_photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        train_photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cfg_of) -> None:
     _bad_from(monkeypatch, {2})
-    cfg = _cfg("train.steps=4", "train.checkpoint_every=2", "train.max_bad_steps=2")
+    cfg = cfg_of("train.steps=4", "train.checkpoint_every=2", "train.max_bad_steps=2")
     run = tmp_path / "run"
     fit(cfg, train_photos, run, progress=False)
     # step 2's checkpoint was due while its update had been skipped: written after step 3 instead
@@ -164,9 +176,10 @@ def test_isolated_bad_step_is_counted_and_the_checkpoint_waits_for_a_good_step(
 
 
 def test_nan_loss_weight_stops_the_cli_with_one_error_line(train_photos: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["train", "--config", str(TINY), "--data", str(train_photos), "--out", str(tmp_path / "run"), "-q"]
-    for s in SMALL_MODEL + SMALL_TRAIN + ["train.steps=10", "train.max_bad_steps=2", "loss.lambda_rec=.nan"]:
+                                                           capsys: pytest.CaptureFixture[str], tiny_recipe: Path,
+                                                           run_overrides: list[str]) -> None:
+    args = ["train", "--config", str(tiny_recipe), "--data", str(train_photos), "--out", str(tmp_path / "run"), "-q"]
+    for s in [*run_overrides, "train.steps=10", "train.max_bad_steps=2", "loss.lambda_rec=.nan"]:
         args += ["--set", s]
     assert main(args) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error")]
@@ -177,8 +190,7 @@ def test_nan_loss_weight_stops_the_cli_with_one_error_line(train_photos: Path, t
 # ------------------------------------------------------------------ saves that die
 
 
-def _tiny_model_and_state():
-    cfg = _cfg()
+def _tiny_model_and_state(cfg):
     torch.manual_seed(0)
     return Colorizer(cfg.model), cfg, {"step": 0, "elapsed": 0.0, "skipped": 0, "discriminator": {"w": torch.ones(3)},
                                        "opt_g": {}, "opt_d": {}, "rng_cpu": torch.get_rng_state()}
@@ -211,15 +223,15 @@ def _partial_torch_save(exc: BaseException):
     ("torch_save", PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
 ], ids=["weights_interrupted", "weights_disk_full", "state_disk_full", "state_permission"])
 def test_failed_save_replaces_nothing(target: str, exc: BaseException, message: str, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    model, cfg, state = _tiny_model_and_state()
+                                      monkeypatch: pytest.MonkeyPatch, cfg_of) -> None:
+    model, cfg, state = _tiny_model_and_state(cfg_of())
     root = tmp_path / "checkpoints"
     first = save_checkpoint(root, 1, model, cfg, {**state, "step": 1})
     before, listed = _tree(root), list_checkpoints(root)
     if target == "save_file":
-        monkeypatch.setattr(ckpt, "save_file", _partial_save_file(exc))
+        monkeypatch.setattr(serialization, "save_file", _partial_save_file(exc))
     else:
-        monkeypatch.setattr(ckpt.torch, "save", _partial_torch_save(exc))
+        monkeypatch.setattr(torch, "save", _partial_torch_save(exc))
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
     with pytest.raises((CheckpointError, type(exc))) as info:
@@ -236,11 +248,11 @@ def test_failed_save_replaces_nothing(target: str, exc: BaseException, message: 
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_sigkill_in_the_middle_of_a_save(tmp_path: Path) -> None:
+def test_sigkill_in_the_middle_of_a_save(tmp_path: Path, cfg_of) -> None:
     """A child process is killed (SIGKILL: no cleanup runs) halfway through writing the weights of
     step 2. Step 1 stays complete and listed; the half-written folder is never taken for a
     checkpoint and the next save removes it."""
-    model, cfg, state = _tiny_model_and_state()
+    model, cfg, state = _tiny_model_and_state(cfg_of())
     root = tmp_path / "checkpoints"
     first = save_checkpoint(root, 1, model, cfg, {**state, "step": 1})
     before = _tree(root)
@@ -253,7 +265,7 @@ def test_sigkill_in_the_middle_of_a_save(tmp_path: Path) -> None:
                     f.write(data[: len(data) // 2])
                     f.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
-            ckpt.save_file = dying_save_file
+            serialization.save_file = dying_save_file
             save_checkpoint(root, 2, model, cfg, {**state, "step": 2})
         finally:
             os._exit(3)  # only reached if the kill did not happen
@@ -279,8 +291,9 @@ def test_sigkill_in_the_middle_of_a_save(tmp_path: Path) -> None:
 
 def test_full_disk_during_training_is_one_error_line(train_photos: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    real = ckpt.save_file
+                                                     monkeypatch: pytest.MonkeyPatch, tiny_recipe: Path,
+                                                     run_overrides: list[str]) -> None:
+    real = serialization.save_file
     calls = {"n": 0}
 
     def save_file(tensors, filename, metadata=None):
@@ -288,10 +301,10 @@ def test_full_disk_during_training_is_one_error_line(train_photos: Path, tmp_pat
         if calls["n"] == 2:  # the second checkpoint finds the disk full halfway
             _partial_save_file(OSError(errno.ENOSPC, "No space left on device", filename))(tensors, filename, metadata)
         return real(tensors, filename, metadata=metadata)
-    monkeypatch.setattr(ckpt, "save_file", save_file)
+    monkeypatch.setattr(serialization, "save_file", save_file)
     run = tmp_path / "run"
-    args = ["train", "--config", str(TINY), "--data", str(train_photos), "--out", str(run), "-q"]
-    for s in SMALL_MODEL + SMALL_TRAIN + ["train.steps=3", "train.checkpoint_every=1"]:
+    args = ["train", "--config", str(tiny_recipe), "--data", str(train_photos), "--out", str(run), "-q"]
+    for s in [*run_overrides, "train.steps=3", "train.checkpoint_every=1"]:
         args += ["--set", s]
     assert main(args) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
@@ -312,12 +325,13 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
 
-def test_sigkill_at_a_random_step_then_resume_equals_unbroken_run(train_photos: Path, tmp_path: Path) -> None:
+def test_sigkill_at_a_random_step_then_resume_equals_unbroken_run(train_photos: Path, tmp_path: Path, tiny_recipe: Path,
+                                                                  run_overrides: list[str]) -> None:
     steps = 14
     rng = random.Random(4)  # seeded: the same kill point on every run of the suite
     kill_after, extra_delay = rng.randint(2, 6), rng.uniform(0.0, 0.03)
-    overrides = SMALL_MODEL + SMALL_TRAIN + [f"train.steps={steps}", "train.checkpoint_every=1", "train.seed=3"]
-    args = ["train", "--config", str(TINY), "--data", str(train_photos), "-q"]
+    overrides = [*run_overrides, f"train.steps={steps}", "train.checkpoint_every=1", "train.seed=3"]
+    args = ["train", "--config", str(tiny_recipe), "--data", str(train_photos), "-q"]
     for s in overrides:
         args += ["--set", s]
 
@@ -346,7 +360,7 @@ def test_sigkill_at_a_random_step_then_resume_equals_unbroken_run(train_photos: 
 
     assert main([*args, "--out", str(run), "--resume"]) == 0
     resumed = _weights(run / "model")
-    unbroken_dir = fit(load_config(TINY, overrides), train_photos, tmp_path / "unbroken", progress=False)
+    unbroken_dir = fit(load_config(tiny_recipe, overrides), train_photos, tmp_path / "unbroken", progress=False)
     unbroken = _weights(unbroken_dir)
     assert resumed.keys() == unbroken.keys()
     for k in unbroken:

@@ -9,22 +9,18 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from sketchcolor.config import load_config
 from sketchcolor.data.datasets import ImageFolder, TripletStream
 from sketchcolor.models import Colorizer
-from sketchcolor.training.checkpoint import list_checkpoints, load_artifact, load_trainer_state, save_artifact
+from sketchcolor.models.serialization import load_artifact, save_artifact
+from sketchcolor.training.checkpoint import list_checkpoints, load_trainer_state
 from sketchcolor.training.loop import fit, heldout_l1
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / "configs" / "tiny.yaml"
-# A smaller-than-tiny recipe so each run takes seconds on 2 cores.
-SMALL = ["model.image_size=32", "model.encoder_channels=[4,4,8,8,16,16]", "model.downsample_layers=[3,5]",
-         "model.attention_dim=16", "model.bottleneck_channels=16", "model.num_res_blocks=1",
-         "model.disc_channels=8", "train.batch_size=4", "train.log_every=1", "train.image_every=1000"]
+# On top of the tiny test model (conftest's small_config), so each run takes seconds on 2 cores.
+TRAIN = ["train.batch_size=4", "train.log_every=1", "train.image_every=1000"]
 
 
-def test_save_load_gives_identical_outputs(tmp_path: Path) -> None:
-    cfg = load_config(TINY, SMALL)
+def test_save_load_gives_identical_outputs(tmp_path: Path, small_config) -> None:
+    cfg = small_config(*TRAIN)
     torch.manual_seed(0)
     g = Colorizer(cfg.model).eval()
     s, r = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
@@ -42,12 +38,12 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
 
-def test_resumed_run_equals_unbroken_run(tmp_path: Path, sample_photos: list[Path]) -> None:
+def test_resumed_run_equals_unbroken_run(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
     data = sample_photos[0].parent
-    common = SMALL + ["train.checkpoint_every=2"]
-    unbroken = fit(load_config(TINY, common + ["train.steps=4"]), data, tmp_path / "a", progress=False)
-    fit(load_config(TINY, common + ["train.steps=2"]), data, tmp_path / "b", progress=False)
-    resumed = fit(load_config(TINY, common + ["train.steps=4"]), data, tmp_path / "b", resume=True, progress=False)
+    common = [*TRAIN, "train.checkpoint_every=2"]
+    unbroken = fit(small_config(*common, "train.steps=4"), data, tmp_path / "a", progress=False)
+    fit(small_config(*common, "train.steps=2"), data, tmp_path / "b", progress=False)
+    resumed = fit(small_config(*common, "train.steps=4"), data, tmp_path / "b", resume=True, progress=False)
     wa, wb = _weights(unbroken), _weights(resumed)
     assert wa.keys() == wb.keys()
     for k in wa:
@@ -58,16 +54,16 @@ def test_resumed_run_equals_unbroken_run(tmp_path: Path, sample_photos: list[Pat
         assert torch.equal(da[k], db[k]), k
 
 
-def test_run_folder_with_checkpoints_needs_resume(tmp_path: Path, sample_photos: list[Path]) -> None:
+def test_run_folder_with_checkpoints_needs_resume(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
     from sketchcolor.errors import SketchColorError
 
-    cfg = load_config(TINY, SMALL + ["train.steps=1"])
+    cfg = small_config(*TRAIN, "train.steps=1")
     fit(cfg, sample_photos[0].parent, tmp_path / "r", progress=False)
     with pytest.raises(SketchColorError, match="--resume"):
         fit(cfg, sample_photos[0].parent, tmp_path / "r", progress=False)
 
 
-def test_real_tiny_training_lowers_heldout_l1(tmp_path: Path, sample_photos: list[Path]) -> None:
+def test_real_tiny_training_lowers_heldout_l1(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
     """Train on real photos; L1 on triplets of photos the run never saw must fall."""
     held_out = [p for p in sample_photos if p.stem in ("chelsea", "coffee")]
     train_dir = tmp_path / "train"
@@ -75,7 +71,7 @@ def test_real_tiny_training_lowers_heldout_l1(tmp_path: Path, sample_photos: lis
     for p in sample_photos:
         if p not in held_out:
             (train_dir / p.name).write_bytes(p.read_bytes())
-    cfg = load_config(TINY, SMALL + ["train.steps=200", "train.batch_size=8", "train.checkpoint_every=1000"])
+    cfg = small_config(*TRAIN, "train.steps=200", "train.batch_size=8", "train.checkpoint_every=1000")
     grid = (cfg.model.image_size // cfg.model.feature_stride,) * 2
     val = TripletStream(ImageFolder(held_out, cfg.model.image_size, cfg.data), grid, seed=123, length=8)
     batches = list(DataLoader(val, batch_size=4))
@@ -87,10 +83,11 @@ def test_real_tiny_training_lowers_heldout_l1(tmp_path: Path, sample_photos: lis
     assert (tmp_path / "run" / "samples").is_dir() and any((tmp_path / "run" / "logs").iterdir())
 
 
-def test_resume_with_a_mismatched_trainer_state_is_one_clear_error(tmp_path: Path, sample_photos: list[Path]) -> None:
+def test_resume_with_a_mismatched_trainer_state_is_one_clear_error(tmp_path: Path, sample_photos: list[Path],
+                                                                   small_config) -> None:
     from sketchcolor.errors import CheckpointError
 
-    cfg = load_config(TINY, SMALL + ["train.steps=1"])
+    cfg = small_config(*TRAIN, "train.steps=1")
     fit(cfg, sample_photos[0].parent, tmp_path / "r", progress=False)
     last = list_checkpoints(tmp_path / "r" / "checkpoints")[-1]
     state = load_trainer_state(last)
@@ -98,7 +95,7 @@ def test_resume_with_a_mismatched_trainer_state_is_one_clear_error(tmp_path: Pat
     state["discriminator"][key] = torch.zeros(3, 3)  # right keys, wrong shape
     torch.save(state, last / "trainer_state.pt")
     with pytest.raises(CheckpointError, match="does not match this model"):
-        fit(load_config(TINY, SMALL + ["train.steps=2"]), sample_photos[0].parent, tmp_path / "r", resume=True, progress=False)
+        fit(small_config(*TRAIN, "train.steps=2"), sample_photos[0].parent, tmp_path / "r", resume=True, progress=False)
 
 
 def test_grad_clip_bounds_the_update_norm(tiny_model_cfg) -> None:
@@ -122,20 +119,20 @@ def test_grad_clip_bounds_the_update_norm(tiny_model_cfg) -> None:
     assert grad_norm_after_step(0.5) == pytest.approx(0.5, rel=1e-4)
 
 
-def test_resume_takes_the_recipes_learning_rate(tmp_path: Path, sample_photos: list[Path]) -> None:
-    fit(load_config(TINY, SMALL + ["train.steps=1"]), sample_photos[0].parent, tmp_path / "r", progress=False)
-    fit(load_config(TINY, SMALL + ["train.steps=2", "train.lr_g=1.0e-5"]), sample_photos[0].parent, tmp_path / "r",
+def test_resume_takes_the_recipes_learning_rate(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
+    fit(small_config(*TRAIN, "train.steps=1"), sample_photos[0].parent, tmp_path / "r", progress=False)
+    fit(small_config(*TRAIN, "train.steps=2", "train.lr_g=1.0e-5"), sample_photos[0].parent, tmp_path / "r",
         resume=True, progress=False)
     state = load_trainer_state(list_checkpoints(tmp_path / "r" / "checkpoints")[-1])
     assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-5)
 
 
-def test_ema_run_ships_the_average_and_resumes_exactly(tmp_path: Path, sample_photos: list[Path]) -> None:
+def test_ema_run_ships_the_average_and_resumes_exactly(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
     data = sample_photos[0].parent
-    common = SMALL + ["train.checkpoint_every=2", "train.ema_decay=0.9", "model.color_path=true", "loss.lambda_warp=5"]
-    unbroken = fit(load_config(TINY, common + ["train.steps=4"]), data, tmp_path / "a", progress=False)
-    fit(load_config(TINY, common + ["train.steps=2"]), data, tmp_path / "b", progress=False)
-    resumed = fit(load_config(TINY, common + ["train.steps=4"]), data, tmp_path / "b", resume=True, progress=False)
+    common = [*TRAIN, "train.checkpoint_every=2", "train.ema_decay=0.9", "model.color_path=true", "loss.lambda_warp=5"]
+    unbroken = fit(small_config(*common, "train.steps=4"), data, tmp_path / "a", progress=False)
+    fit(small_config(*common, "train.steps=2"), data, tmp_path / "b", progress=False)
+    resumed = fit(small_config(*common, "train.steps=4"), data, tmp_path / "b", resume=True, progress=False)
     wa, wb = _weights(unbroken), _weights(resumed)
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
@@ -144,27 +141,28 @@ def test_ema_run_ships_the_average_and_resumes_exactly(tmp_path: Path, sample_ph
     assert any(not torch.equal(state["generator"][k], wa[k]) for k in wa if wa[k].is_floating_point())
 
 
-def test_init_from_continues_the_step_count_and_records_history(tmp_path: Path, sample_photos: list[Path]) -> None:
+def test_init_from_continues_the_step_count_and_records_history(tmp_path: Path, sample_photos: list[Path],
+                                                                small_config) -> None:
     import json
 
     from sketchcolor.errors import CheckpointError
 
     data = sample_photos[0].parent
-    first = fit(load_config(TINY, SMALL + ["train.steps=2"]), data, tmp_path / "a", progress=False)
-    second = fit(load_config(TINY, SMALL + ["train.steps=5"]), data, tmp_path / "b", progress=False, init=first)
+    first = fit(small_config(*TRAIN, "train.steps=2"), data, tmp_path / "a", progress=False)
+    second = fit(small_config(*TRAIN, "train.steps=5"), data, tmp_path / "b", progress=False, init=first)
     meta = json.loads((second / "config.json").read_text())["meta"]
     assert meta["step"] == 5
     assert [h["steps"] for h in meta["history"]] == [2, 3]
     with pytest.raises(CheckpointError, match="same architecture"):
-        fit(load_config(TINY, SMALL + ["train.steps=5", "model.num_res_blocks=2"]), data, tmp_path / "c",
+        fit(small_config(*TRAIN, "train.steps=5", "model.num_res_blocks=2"), data, tmp_path / "c",
             progress=False, init=first)
 
 
-def test_validation_keeps_the_best_weights(tmp_path: Path, sample_photos: list[Path]) -> None:
+def test_validation_keeps_the_best_weights(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
     import json
 
     data = sample_photos[0].parent
-    cfg = load_config(TINY, SMALL + ["train.steps=4", "train.val_fraction=0.3", "train.val_every=2"])
+    cfg = small_config(*TRAIN, "train.steps=4", "train.val_fraction=0.3", "train.val_every=2")
     model = fit(cfg, data, tmp_path / "r", progress=False)
     meta = json.loads((model / "config.json").read_text())["meta"]
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())

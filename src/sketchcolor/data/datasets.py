@@ -5,7 +5,6 @@ Listing and decoding live here; synthesis of the triplet is :mod:`sketchcolor.da
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from sketchcolor.config import DataConfig
 from sketchcolor.data.io import letterbox, load_image, to_gray
 from sketchcolor.data.pairs import make_triplet
 from sketchcolor.data.sketch import extract_sketch
+from sketchcolor.data.sources.manifest import MANIFEST, read_manifest
+from sketchcolor.data.splits import split_files
 from sketchcolor.errors import ImageError, SketchColorError
 
 log = logging.getLogger(__name__)
@@ -31,20 +32,10 @@ def list_images(root: str | Path, extensions: tuple[str, ...]) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
 
 
-def stable_fraction(key: str) -> float:
-    """A number in [0, 1) from a stable hash of ``key`` (same on every machine and run)."""
-    return int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big") / 2**64
-
-
-def split_files(files: list[Path], root: Path, val_fraction: float) -> tuple[list[Path], list[Path]]:
-    """Train/validation split by a stable hash of the path relative to ``root``."""
-    train, val = [], []
-    for f in files:
-        (val if stable_fraction(f.relative_to(root).as_posix()) < val_fraction else train).append(f)
-    return train, val
-
-
 SKETCH_KINDS = ("line_art", "xdog", "hed")
+# Per-example (and per-step) generators are seeded with seed * SEED_STRIDE + index: a large prime
+# stride, so that the streams of neighbouring run seeds never share an example's draw.
+SEED_STRIDE = 1_000_003
 
 
 class ImageFolder(Dataset):
@@ -105,8 +96,6 @@ def open_images(data_dir: str | Path, size: int, cfg: DataConfig, split: str, va
     split and its aligned sketches; any other folder of images is split by a stable hash of each
     file's path (``val_fraction`` to validation, no test split).
     """
-    from sketchcolor.data.sources.manifest import MANIFEST, read_manifest
-
     root = Path(data_dir)
     if (root / MANIFEST).is_file():
         rows = [r for r in read_manifest(root) if r.split == split]
@@ -164,7 +153,7 @@ class TripletStream(Dataset):
 
     def example(self, g: int) -> dict[str, torch.Tensor]:
         rgb, sketches = self.images[self.image_index(g)]
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + g)
+        gen = torch.Generator().manual_seed(self.seed * SEED_STRIDE + g)
         sketch = pick_sketch(sketches, self.images.cfg, gen)
         t = make_triplet(rgb, gen, self.images.cfg, self.grid, sketch)
         return {"sketch": t.sketch, "reference": t.reference, "target": t.target, "correspondence": t.correspondence}

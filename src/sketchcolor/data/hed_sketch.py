@@ -15,13 +15,16 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
 from sketchcolor.errors import SketchColorError
-from sketchcolor.models.hed import HED
 
 
-def hed_probability(rgb: np.ndarray, hed: HED) -> np.ndarray:
-    """uint8 RGB ``[H, W, 3]`` -> float32 ``[H, W]`` edge probability in [0, 1]."""
+def hed_probability(rgb: np.ndarray, hed: nn.Module) -> np.ndarray:
+    """uint8 RGB ``[H, W, 3]`` -> float32 ``[H, W]`` edge probability in [0, 1].
+
+    ``hed`` is the network (:class:`sketchcolor.models.hed.HED`): passed in, since the data layer
+    imports no models."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected a uint8 RGB image [H, W, 3], got {rgb.dtype} {rgb.shape}")
     device = next(hed.parameters()).device
@@ -102,10 +105,10 @@ def edges_to_sketch(
     return np.where(mask, 0, 255).astype(np.uint8)
 
 
-def hed_sketch(rgb: np.ndarray, hed: HED, **options: Any) -> np.ndarray:
+def hed_sketch(rgb: np.ndarray, hed: nn.Module, **options: Any) -> np.ndarray:
     """uint8 RGB ``[H, W, 3]`` -> uint8 ``[H, W]`` line drawing (black thin lines on white).
 
-    Runs ``hed`` (from :func:`sketchcolor.models.hed.load_hed`) and passes its edge probability to
+    Runs ``hed`` (from :func:`sketchcolor.models.hed_weights.load_hed`) and passes its edge probability to
     :func:`edges_to_sketch`; ``options`` are that function's keyword arguments (its defaults apply).
     """
     return edges_to_sketch(hed_probability(rgb, hed), **options)

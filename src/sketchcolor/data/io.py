@@ -24,22 +24,16 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sketchcolor.errors import ImageError, SketchColorError
+from sketchcolor.formats import IMAGE_EXTENSIONS  # noqa: F401 - re-exported: the formats load_image is for
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 
 # PIL modes we convert ourselves; anything else is refused with a clear message.
 _SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "1", "I;16", "I;16B", "I;16L", "I", "RGBa", "La", "CMYK", "YCbCr"}
 # Refuse pictures larger than this before decoding them (a decompression bomb is a few KB on
-# disk and gigabytes in memory). Configurable: SKETCHCOLOR_MAX_PIXELS or set_max_pixels().
+# disk and gigabytes in memory). Configurable: SKETCHCOLOR_MAX_PIXELS.
 MAX_PIXELS = int(os.environ.get("SKETCHCOLOR_MAX_PIXELS", 64_000_000))
 log = logging.getLogger(__name__)
-
-
-def set_max_pixels(limit: int) -> None:
-    """Change the pixel limit above which images are refused unread."""
-    global MAX_PIXELS
-    MAX_PIXELS = int(limit)
-    _raise_pil_limit(MAX_PIXELS)
 
 
 def _raise_pil_limit(limit: int) -> None:
@@ -233,15 +227,29 @@ class Letterbox:
     inner_w: int
 
 
+def resize_longer_side(img: np.ndarray, size: int, enlarge: int = cv2.INTER_LINEAR, shrink: int = cv2.INTER_AREA) -> np.ndarray:
+    """Resize keeping the aspect ratio so that the longer side is ``size`` px.
+
+    ``[H, W]`` or ``[H, W, C]`` -> ``[h, w(, C)]`` with ``h = max(1, round(H * s))`` (``w``
+    alike), ``s = size / max(H, W)``; OpenCV interpolation ``shrink`` when ``s < 1``, else
+    ``enlarge``. A picture whose longer side already is ``size`` is returned as it is.
+    """
+    h, w = img.shape[:2]
+    if max(h, w) == size:
+        return img
+    scale = size / max(h, w)
+    out = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
+                     interpolation=shrink if scale < 1 else enlarge)
+    if out.ndim == 2 and img.ndim == 3:  # OpenCV drops a single channel axis
+        out = out[..., None]
+    return out
+
+
 def letterbox(img: np.ndarray, size: int, fill: int = 255) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping the aspect ratio and pad with ``fill`` (white) to ``size x size``."""
     h, w = img.shape[:2]
-    scale = size / max(h, w)
-    ih, iw = max(1, round(h * scale)), max(1, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(img, (iw, ih), interpolation=interp)
-    if resized.ndim == 2 and img.ndim == 3:
-        resized = resized[..., None]
+    resized = resize_longer_side(img, size)
+    ih, iw = resized.shape[:2]
     top, left = (size - ih) // 2, (size - iw) // 2
     canvas = np.full((size, size) + img.shape[2:], fill, dtype=img.dtype)
     canvas[top : top + ih, left : left + iw] = resized

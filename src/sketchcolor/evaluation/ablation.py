@@ -11,8 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sketchcolor.config import Config
+from sketchcolor.config import DEFAULT_VGG_LAYERS, Config
 from sketchcolor.errors import SketchColorError
+from sketchcolor.evaluation.evaluate import evaluate, load_test_pictures
+from sketchcolor.inference.pipeline import ColorizePipeline
+from sketchcolor.training.loop import build_vgg, fit
 
 # (row name, loss terms switched on), cumulative as in the paper's Table 2.
 ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -35,17 +38,13 @@ def run_ablation(cfg: Config, data_dir: str | Path, out: str | Path, budget: int
                  limit: int | None = None, fid: bool = True, vgg: bool = True, progress: bool = True,
                  rows: tuple[tuple[str, tuple[str, ...]], ...] = ROWS) -> dict[str, dict[str, Any]]:
     """Train and score every row; resumes a row whose run folder already has checkpoints."""
-    from sketchcolor.evaluation.evaluate import evaluate, load_test_pictures
-    from sketchcolor.inference.pipeline import ColorizePipeline
-    from sketchcolor.training.loop import build_vgg, fit
-
     if budget < 1:
         raise SketchColorError("--budget must be at least 1 step")
     out = Path(out)
     vgg_net = None
     if vgg:
         vgg_net = build_vgg(replace(cfg, loss=replace(cfg.loss, lambda_perc=1.0, lambda_style=0.0,
-                                                      vgg_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"))))
+                                                      vgg_layers=DEFAULT_VGG_LAYERS)))
     results: dict[str, dict[str, Any]] = {}
     pictures = None
     for name, terms in rows:

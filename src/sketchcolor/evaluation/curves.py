@@ -11,6 +11,7 @@ from sketchcolor.errors import SketchColorError
 
 def read_scalars(logdir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{tag: (steps, values)}`` of every scalar in the event files under ``logdir``."""
+    # imported late for speed: tensorboard's reader takes seconds to import
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logdir = Path(logdir)
@@ -42,15 +43,16 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def plot_curves(logdir: str | Path, out: str | Path, title: str = "", window: int = 20) -> Path:
-    """One panel per loss term (raw, faint; moving average, solid) plus validation L1 -> PNG."""
+    """One panel per loss term (raw, faint; moving average, solid) plus the validation scores -> PNG."""
+    # imported late: matplotlib is optional (the eval extra) and slow to import
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     scalars = read_scalars(logdir)
-    tags = [t for t in ("loss/rec", "val/l1", "loss/tr", "loss/adv", "loss/d", "loss/perc", "loss/style", "loss/total")
-            if t in scalars]
+    tags = [t for t in ("loss/rec", "val/l1", "val/responsiveness", "val/corr_within_one", "loss/tr", "loss/warp",
+                        "loss/adv", "loss/d", "loss/perc", "loss/style", "loss/total") if t in scalars]
     if not tags:
         raise SketchColorError(f"{logdir}: no loss scalars to plot")
     cols = 4
@@ -59,7 +61,7 @@ def plot_curves(logdir: str | Path, out: str | Path, title: str = "", window: in
     for ax, tag in zip(axes.flat, tags):
         steps, values = scalars[tag]
         ax.plot(steps, values, color="tab:blue", alpha=0.25, lw=0.8)
-        ax.plot(steps, smooth(values, window if tag != "val/l1" else 1), color="tab:blue", lw=1.6)
+        ax.plot(steps, smooth(values, 1 if tag.startswith("val/") else window), color="tab:blue", lw=1.6)
         ax.set_title(tag)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

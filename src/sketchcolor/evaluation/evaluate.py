@@ -30,11 +30,11 @@ from tqdm.auto import tqdm
 import math
 
 from sketchcolor.data.color import rotate_hue
+from sketchcolor.data.grids import grid_from_rows
 from sketchcolor.data.io import letterbox, load_image, save_image, to_tensor, to_uint8
 from sketchcolor.data.sketch import extract_sketch
 from sketchcolor.data.sources.manifest import read_manifest
 from sketchcolor.errors import SketchColorError
-from sketchcolor.evaluation.grids import grid_from_rows
 from sketchcolor.evaluation.metrics import (
     CorrespondenceScores,
     color_distance,
@@ -143,6 +143,7 @@ def evaluate(
     inception = None
     real_feats = None
     if fid:
+        # imported late for speed: only FID needs it (it locates the Inception of the eval extra)
         from sketchcolor.evaluation.fid import InceptionFeatures, distribution_scores
 
         inception = InceptionFeatures(device=pipe.device)

@@ -190,7 +190,7 @@ def vgg_feature_distance(
     """LPIPS-style distance on a frozen feature extractor, per image: ``[B]``.
 
     ``features`` maps ``[B, 3, H, W]`` in [-1, 1] to named activations ``{name: [B, C, h, w]}``
-    (e.g. :class:`sketchcolor.losses.perceptual.VGGFeatures`). For each layer the channel vectors
+    (e.g. :class:`sketchcolor.models.vgg.VGGFeatures`). For each layer the channel vectors
     are unit-normalised, the squared differences summed over channels and averaged over
     positions; layers are summed. This is LPIPS's unweighted baseline form (all linear weights
     1) on whatever trunk is given, so it is reported under this name, not as LPIPS.

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
+
+from sketchcolor.atomic import write_text_atomic
 
 # Which way is better, for the header arrows; metrics not listed get no arrow.
 LOWER_IS_BETTER = ("fid", "kid", "color_distance", "vgg_feature_distance")
@@ -124,13 +125,8 @@ def write_json(results: Mapping[str, Mapping[str, Any]], path: str | Path, meta:
     ``meta`` should say how the numbers were made: data, split, image counts, seed, FID network
     and resize mode (:meth:`sketchcolor.evaluation.fid.InceptionFeatures.describe`), hardware.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"meta": to_jsonable(dict(meta or {})), "results": to_jsonable(results)}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(Path(path), json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def read_json(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

@@ -17,9 +17,9 @@ from sketchcolor.data.io import ImageLike, Letterbox, letterbox, load_image, to_
 from sketchcolor.data.sketch import extract_sketch as extract_sketch_fn
 from sketchcolor.errors import SketchColorError
 from sketchcolor.inference.render import FILLS, Fill, fill_guided, fill_regions, lines_on, reference_palette
-from sketchcolor.models.generator import Colorizer
-from sketchcolor.training.checkpoint import load_artifact
 from sketchcolor.device import pick_device
+from sketchcolor.models.generator import Colorizer
+from sketchcolor.models.serialization import load_artifact
 
 
 @dataclass

@@ -47,8 +47,9 @@ class SCFT(nn.Module):
         self.scale = 1.0 / math.sqrt(d)
 
     def similarity(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        """Scaled dot product S used both by the attention and by the triplet loss:
-        ``[B, N, d] x [B, M, d] -> [B, N, M]``."""
+        """Scaled dot product S of the attention: ``[B, N, d] x [B, M, d] -> [B, N, M]``. The
+        triplet loss (losses/triplet.py) computes the same S, query by query, only for the
+        positive and the sampled negative keys instead of the whole matrix."""
         return torch.bmm(query, key.transpose(1, 2)) * self.scale
 
     def forward(self, v_s: torch.Tensor, v_r: torch.Tensor) -> SCFTOutput:

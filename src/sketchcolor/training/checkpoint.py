@@ -1,209 +1,30 @@
-"""Checkpoints: the inference artifact (config.json + model.safetensors) and the trainer state.
+"""Training checkpoints: ``root/step_XXXXXXXX/`` folders holding the inference artifact
+(:mod:`sketchcolor.models.serialization`: ``config.json`` + ``model.safetensors``) and the trainer
+state (``trainer_state.pt``: discriminator, optimizers, step, RNG), written atomically together.
 
-Every write goes to a temporary folder that is renamed into place, so a kill during a save
-leaves the previous checkpoint intact; a failed write (full disk, no permission) is one
-CheckpointError and replaces nothing. Nothing is ever unpickled: weights are safetensors, the
-trainer state loads with ``weights_only=True``. ``config.json`` records the SHA-256 of
-``model.safetensors`` so that changed weight bytes are an error, not silently other weights, and
-the weights file's header is checked against the config before the model is built.
+The trainer state loads with ``weights_only=True``: nothing in it is ever unpickled as code. A
+process killed mid-save leaves a hidden temporary folder that is never listed as a checkpoint and
+is removed by the next save.
 """
 
 from __future__ import annotations
 
-import errno
-import json
-import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from sketchcolor import __version__
-from sketchcolor.config import FORMAT_VERSION, Config, config_from_dict
-from sketchcolor.hashing import file_digest
-from sketchcolor.errors import CheckpointError, ConfigError
+from sketchcolor.config import Config
+from sketchcolor.errors import CheckpointError
+from sketchcolor.models.serialization import write_artifact_files, write_folder
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 STATE_NAME = "trainer_state.pt"
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
 _STALE = re.compile(r"^\.step_\d{8}\.(tmp|old)-\d+$")  # left behind by a process killed mid-save
 _STATE_KEYS = {"step": int, "discriminator": dict, "opt_g": dict, "opt_d": dict, "rng_cpu": torch.Tensor}
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (best effort: not every OS can open a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_failed(final: Path, e: OSError) -> CheckpointError:
-    # The file named in ``e`` lies in the temporary folder, which is gone by now: name ``final``.
-    reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e)).lower()
-    return CheckpointError(f"{final}: could not be written: {reason}; nothing was replaced, earlier checkpoints are intact")
-
-
-def _atomic_dir(final: Path, write) -> None:
-    """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``final`` (replacing it)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    try:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-    except OSError as e:
-        raise _write_failed(final, e) from None
-    try:
-        write(tmp)
-        for f in tmp.iterdir():  # flush file contents before the rename makes them visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
-        _fsync_dir(final.parent)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _write_failed(final, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _config_payload(cfg: Config, meta: dict[str, Any] | None, weights_sha256: str | None = None) -> str:
-    payload = {"format_version": FORMAT_VERSION, "package_version": __version__, "config": cfg.to_dict(), "meta": meta or {}}
-    if weights_sha256:
-        payload["weights_sha256"] = weights_sha256
-    return json.dumps(payload, indent=2, sort_keys=True)
-
-
-def _write_artifact(folder: Path, generator: nn.Module, cfg: Config, meta: dict[str, Any] | None) -> None:
-    state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:  # never let a poisoned model replace a good one
-        raise CheckpointError(f"{folder.parent}: refusing to save weights with NaN/inf values ({', '.join(bad[:3])})")
-    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "sketchcolor": __version__})
-    (folder / CONFIG_NAME).write_text(_config_payload(cfg, meta, file_digest(folder / WEIGHTS_NAME)))
-
-
-def save_artifact(folder: str | Path, generator: nn.Module, cfg: Config, meta: dict[str, Any] | None = None) -> Path:
-    """Write the inference artifact: ``folder/config.json`` + ``folder/model.safetensors``."""
-    folder = Path(folder)
-    _atomic_dir(folder, lambda tmp: _write_artifact(tmp, generator, cfg, meta))
-    return folder
-
-
-def read_config(folder: str | Path) -> tuple[Config, dict[str, Any]]:
-    """Parse ``folder/config.json`` -> (Config, meta), with a clear error for every failure."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"{folder}: checkpoint folder not found")
-    path = folder / CONFIG_NAME
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing (a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(raw, dict) or "config" not in raw:
-        raise CheckpointError(f"{path}: not a sketchcolor checkpoint config")
-    version = raw.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise CheckpointError(f"{path}: format_version {version!r} is not a valid version number")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format version {version} is newer than this sketchcolor reads ({FORMAT_VERSION}); upgrade sketchcolor")
-    try:
-        cfg = config_from_dict(raw["config"])
-    except ConfigError as e:
-        raise CheckpointError(f"{path}: {e}") from None
-    return cfg, raw.get("meta") or {}
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
-def _header(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes from a safetensors header, without reading the data."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing weights file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: corrupt or truncated weights ({_one_line(e)})") from None
-
-
-def _check_match(path: Path, found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]) -> None:
-    missing = sorted(set(expected) - set(found))
-    extra = sorted(set(found) - set(expected))
-    if missing or extra:
-        raise CheckpointError(f"{path}: weights do not match config.json ({len(missing)} tensors the config needs are not "
-                              f"in the file, e.g. {missing[:2]}; {len(extra)} in the file are not in the config, e.g. {extra[:2]})")
-    for k, shape in found.items():
-        if shape != expected[k]:
-            raise CheckpointError(f"{path}: weights do not match config.json ({k} is {shape} in the file, "
-                                  f"{expected[k]} by the config)")
-
-
-def _verify_checksum(path: Path) -> None:
-    """Compare ``path`` with the SHA-256 its folder's config.json recorded (when it recorded one)."""
-    try:
-        want = json.loads((path.parent / CONFIG_NAME).read_text()).get("weights_sha256")
-    except (OSError, ValueError, AttributeError):
-        return  # no or unreadable config: read_config reports that where a config is needed
-    if isinstance(want, str) and file_digest(path) != want:
-        raise CheckpointError(f"{path}: contents changed since it was saved (SHA-256 differs from {CONFIG_NAME}); the file is corrupt or was edited")
-
-
-def load_weights(module: nn.Module, path: Path) -> None:
-    """Load a safetensors file into ``module``; truncation, tampering (checksum in the sibling
-    config.json), non-finite values and key/shape mismatches are errors."""
-    path = Path(path)
-    _check_match(path, _header(path), {k: tuple(v.shape) for k, v in module.state_dict().items()})
-    _verify_checksum(path)
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: corrupt or truncated weights ({_one_line(e)})") from None
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        raise CheckpointError(f"{path}: weights hold NaN/inf values ({', '.join(bad[:3])})")
-    module.load_state_dict(state)
-
-
-def load_artifact(folder: str | Path) -> tuple[nn.Module, Config, dict[str, Any]]:
-    """Rebuild the generator from ``folder`` -> (Colorizer in eval mode, Config, meta)."""
-    from sketchcolor.models.generator import Colorizer
-
-    cfg, meta = read_config(folder)
-    path = Path(folder) / WEIGHTS_NAME
-    # Check the file's tensor shapes against the config on the meta device first: a config edited
-    # to other sizes is a clear error here instead of a huge allocation or a confusing mismatch.
-    with torch.device("meta"):
-        shapes = {k: tuple(v.shape) for k, v in Colorizer(cfg.model).state_dict().items()}
-    _check_match(path, _header(path), shapes)
-    model = Colorizer(cfg.model)
-    load_weights(model, path)
-    return model.eval(), cfg, meta
 
 
 def save_checkpoint(
@@ -219,10 +40,10 @@ def save_checkpoint(
     folder = Path(root) / f"step_{step:08d}"
 
     def write(tmp: Path) -> None:
-        _write_artifact(tmp, generator, cfg, {**(meta or {}), "step": step})
+        write_artifact_files(tmp, generator, cfg, {**(meta or {}), "step": step})
         torch.save(trainer_state, tmp / STATE_NAME)
 
-    _atomic_dir(folder, write)
+    write_folder(folder, write)
     for old in list_checkpoints(root)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     _remove_stale(Path(root))

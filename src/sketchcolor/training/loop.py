@@ -20,32 +20,25 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from sketchcolor.atomic import write_text_atomic
 from sketchcolor.config import Config
-from sketchcolor.data.datasets import ImageFolder, TripletStream, open_images
+from sketchcolor.data.datasets import SEED_STRIDE, ImageFolder, TripletStream, open_images
+from sketchcolor.data.grids import tensor_grid
 from sketchcolor.data.io import save_image
 from sketchcolor.data.sources.manifest import manifest_hash
 from sketchcolor.device import pick_device
 from sketchcolor.errors import CheckpointError, SketchColorError
-from sketchcolor.evaluation.grids import tensor_grid
-from sketchcolor.losses.perceptual import load_vgg19, resolve_vgg_path
 from sketchcolor.models import Colorizer, PatchDiscriminator
-from sketchcolor.training.checkpoint import (
-    WEIGHTS_NAME,
-    list_checkpoints,
-    load_trainer_state,
-    load_weights,
-    read_config,
-    save_artifact,
-    save_checkpoint,
-)
+from sketchcolor.models.hed_weights import load_vgg16_hed
+from sketchcolor.models.serialization import WEIGHTS_NAME, load_weights, read_config, save_artifact
+from sketchcolor.models.vgg import load_vgg19, resolve_vgg_path
+from sketchcolor.prepare_weights import default_cache_dir, prepare_hed
+from sketchcolor.training.checkpoint import list_checkpoints, load_trainer_state, save_checkpoint
 from sketchcolor.training.step import train_step
 from sketchcolor.training.validation import selection_score, validate
 
 log = logging.getLogger(__name__)
 
-# Seeds of the per-step generator (triplet negatives) are spread by a large prime so that the
-# streams of neighbouring seeds never share a step's draw.
-_SEED_STRIDE = 1_000_003
 
 
 def build_vgg(cfg: Config) -> torch.nn.Module | None:
@@ -57,18 +50,8 @@ def build_vgg(cfg: Config) -> torch.nn.Module | None:
         return None
     if cfg.loss.vgg_network == "vgg19":
         return load_vgg19(cfg.loss.vgg_layers, resolve_vgg_path(cfg.loss.vgg_weights))
-    from sketchcolor.models.hed import load_vgg16_hed
-    from sketchcolor.prepare_weights import default_cache_dir, prepare_hed
-
     path = Path(cfg.loss.vgg_weights) if cfg.loss.vgg_weights else prepare_hed(default_cache_dir())
     return load_vgg16_hed(path, cfg.loss.vgg_layers)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _git_commit() -> str | None:
@@ -365,7 +348,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
         for batch in loader:
             t0 = time.perf_counter()
             batch = _to(batch, device)
-            gen = torch.Generator().manual_seed(tc.seed * _SEED_STRIDE + state.step)  # triplet negatives
+            gen = torch.Generator().manual_seed(tc.seed * SEED_STRIDE + state.step)  # triplet negatives
             metrics = train_step(models.generator, models.discriminator, models.opt_g, models.opt_d, batch,
                                  cfg.loss, vgg, gen, tc.grad_clip)
             bad = bool(metrics.pop("skipped"))

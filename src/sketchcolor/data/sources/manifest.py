@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from sketchcolor.data.datasets import stable_fraction
+from sketchcolor.atomic import atomic_path
 from sketchcolor.errors import SketchColorError
 
 MANIFEST = "manifest.csv"
@@ -35,22 +35,14 @@ class Row:
     hed: str = ""
 
 
-def split_for(source: str, base_id: str, val: float = 0.05, test: float = 0.05) -> str:
-    """train / val / test (about 90/5/5) from a stable hash of ``source:base_id``."""
-    f = stable_fraction(f"{source}:{base_id}")
-    return "test" if f < test else "val" if f < test + val else "train"
-
-
 def write_manifest(folder: Path, rows: list[Row]) -> Path:
     """Write ``folder/manifest.csv`` atomically, rows sorted by id."""
     path = folder / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.tmp")
-    with tmp.open("w", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=[f.name for f in fields(Row)])
         w.writeheader()
         for r in sorted(rows, key=lambda r: (r.source, r.id)):
             w.writerow(asdict(r))
-    tmp.replace(path)
     return path
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from sketchcolor.data.sources.manifest import split_for
+from sketchcolor.data.io import IMAGE_EXTENSIONS
+from sketchcolor.data.splits import split_for
 from sketchcolor.errors import SketchColorError
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 PAPER_SETS = ("tag2pix", "yumi", "spair", "imagenet", "celeba", "edges2shoes")
 
 
@@ -41,7 +41,7 @@ class Item:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _need(path: Path, what: str) -> Path:

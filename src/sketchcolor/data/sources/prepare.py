@@ -11,6 +11,7 @@ Running it for several sources into one folder merges their rows.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import Counter
@@ -20,25 +21,24 @@ from typing import Callable, Iterable
 
 import cv2
 import numpy as np
+import torch
+from torch import nn
 from tqdm.auto import tqdm
 
-from sketchcolor.data.io import load_image, save_image
+from sketchcolor.data.hed_sketch import hed_sketch
+from sketchcolor.data.io import IMAGE_EXTENSIONS, load_image, resize_longer_side, save_image
 from sketchcolor.data.sources import openclipart, openmoji, paper_datasets
-from sketchcolor.data.sources.manifest import MANIFEST, Row, read_manifest, split_for, write_manifest
+from sketchcolor.data.sources.manifest import MANIFEST, Row, read_manifest, write_manifest
 from sketchcolor.data.sources.render import render_svg
+from sketchcolor.data.splits import split_for
 from sketchcolor.errors import SketchColorError
 
 log = logging.getLogger(__name__)
-RASTER_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
 def _fit(rgb: np.ndarray, size: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    scale = size / max(h, w)
-    if abs(scale - 1) < 1e-9:
-        return rgb
-    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    """Longer side to ``size`` px (bicubic when enlarging: copied rasters are often small)."""
+    return resize_longer_side(rgb, size, enlarge=cv2.INTER_CUBIC)
 
 
 # Workers return (row or None, outcome); outcomes are counted in the summary.
@@ -157,7 +157,7 @@ def prepare(source: str, out: str | Path, size: int = 256, src: str | Path | Non
         if src is None or not Path(src).is_dir():
             raise SketchColorError(f"{src}: prepare-data folder needs --source DIR with images")
         root = Path(src)
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_EXTS)[:limit]
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
         rows, outcomes = _run(_do_raster, [(p, root, out, size) for p in files], workers, "folder", progress)
     elif source in paper_datasets.PAPER_SETS:
         if src is None:
@@ -172,21 +172,15 @@ def prepare(source: str, out: str | Path, size: int = 256, src: str | Path | Non
             "splits": dict(Counter(r.split for r in rows)), "drawings": len({r.base_id for r in rows})}
 
 
-def add_hed_sketches(out: str | Path, size: int = 128, progress: bool = True) -> dict[str, object]:
+def write_hed_sketches(out: str | Path, hed: nn.Module, size: int = 128, progress: bool = True) -> dict[str, object]:
     """Write an HED line drawing (longer side ``size`` px) for every manifest row that lacks one
     and record it in the manifest's ``hed`` column. HED runs once per picture, here rather than
-    in the training loop, because it costs more than the colorizer's own step on a CPU."""
-    import dataclasses
+    in the training loop, because it costs more than the colorizer's own step on a CPU.
 
-    import torch
-
-    from sketchcolor.data.hed_sketch import hed_sketch
-    from sketchcolor.models.hed import load_hed
-    from sketchcolor.prepare_weights import default_cache_dir, prepare_hed
-
+    ``hed`` is the loaded network (the data layer imports no models):
+    :func:`sketchcolor.hed_sketches.add_hed_sketches` loads it and calls this."""
     out = Path(out)
     rows = read_manifest(out)
-    hed = load_hed(prepare_hed(default_cache_dir()))
     todo = [i for i, r in enumerate(rows) if not r.hed or not (out / r.hed).is_file()]
     outcomes: Counter = Counter()
     with torch.inference_mode():

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from sketchcolor.data.io import letterbox, load_image
+from sketchcolor.data.io import load_image, resize_longer_side
 from sketchcolor.errors import ImageError, SketchColorError
 
 
@@ -51,11 +51,8 @@ def render_svg(path: Path, size: int) -> np.ndarray:
     except (ValueError, TypeError, RuntimeError, OSError, Image.DecompressionBombError) as e:
         msg = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise ImageError(f"{path}: cannot render SVG ({msg})") from None
-    h, w = rgb.shape[:2]
-    if max(h, w) != size:  # zoom rounds; make the longer side exact
-        scale = size / max(h, w)
-        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    return rgb
+    # zoom rounds; make the longer side exact (area interpolation both ways: a pixel or two of change)
+    return resize_longer_side(rgb, size, enlarge=cv2.INTER_AREA)
 
 
 _SVG_TAG = re.compile(r"<svg\b[^>]*>", re.S)
@@ -110,8 +107,3 @@ def _crop_to_content(rgb: np.ndarray, pad: int = 4) -> np.ndarray:
     y0, y1 = max(0, ys.min() - pad), min(rgb.shape[0], ys.max() + 1 + pad)
     x0, x1 = max(0, xs.min() - pad), min(rgb.shape[1], xs.max() + 1 + pad)
     return rgb[y0:y1, x0:x1]
-
-
-def render_square(path: Path, size: int) -> np.ndarray:
-    """:func:`render_svg` letterboxed on white to ``size x size``."""
-    return letterbox(render_svg(path, size), size)[0]

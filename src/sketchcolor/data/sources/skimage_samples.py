@@ -45,6 +45,9 @@ def write_sample_photos(folder: str | Path, names: tuple[str, ...] = SAMPLE_NAME
         if not p.exists():
             rgb = load_image(np.asarray(loaders[name]()))
             scale = max_side / max(rgb.shape[:2])
+            # Not data.io.resize_longer_side: OpenCV's area filter by factor (fx, fy) gives other
+            # pixels than by target size (up to 88 levels on these photos), and the demo and the
+            # tests were made with these; the output size is the same.
             if scale < 1:
                 rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             save_image(rgb, p)

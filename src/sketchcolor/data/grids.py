@@ -1,4 +1,7 @@
-"""Picture grids: rows of (sketch | reference | output [| target]) as one uint8 image."""
+"""Picture grids: rows of (sketch | reference | output [| target]) as one uint8 image.
+
+Shared by the training samples, the evaluation grid and the demo, so it sits in the bottom layer.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,12 @@
+"""The image file formats sketchcolor reads, named once.
+
+A module of its own (no imports) so that :mod:`sketchcolor.config` can take its default from it
+without importing :mod:`sketchcolor.data.io` (which loads torch and OpenCV: reading a recipe
+must not). :mod:`sketchcolor.data.io` re-exports it beside the reader.
+"""
+
+from __future__ import annotations
+
+# Lower-case file suffixes of raster pictures that load_image decodes (Pillow); compared against
+# ``path.suffix.lower()`` when folders are listed. Order is the order shown in messages.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")

@@ -1,0 +1,124 @@
+"""Full-resolution rendering: regions, paper, lines on top, palette snapping, the color layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sketchcolor import ColorizePipeline, Config
+from sketchcolor.inference.render import (
+    fill_guided,
+    fill_regions,
+    lines_on,
+    reference_palette,
+    segment_regions,
+    snap_to_palette,
+    trap_open_shapes,
+)
+
+
+@pytest.fixture
+def tiny_pipeline(tiny_model_cfg) -> ColorizePipeline:
+    from dataclasses import replace
+
+    from sketchcolor.models import Colorizer
+
+    cfg = replace(tiny_model_cfg, color_path=True)
+    torch.manual_seed(0)
+    return ColorizePipeline(Colorizer(cfg), Config(model=cfg))
+
+
+def two_boxes(size: int = 120, gap: int = 0) -> np.ndarray:
+    """White paper with two closed boxes side by side (the left one's right side has a ``gap``)."""
+    s = np.full((size, size), 255, np.uint8)
+    for x0 in (10, 65):
+        s[20, x0:x0 + 45] = s[100, x0:x0 + 45] = 0
+        s[20:101, x0] = s[20:101, x0 + 44] = 0
+    if gap:
+        s[60:60 + gap, 54] = 255
+    return s
+
+
+def test_regions_of_closed_shapes_and_small_gaps_are_closed():
+    labels = segment_regions(two_boxes())
+    assert labels.min() >= 1  # every pixel labeled, lines included
+    inside_left, inside_right, paper = labels[60, 30], labels[60, 85], labels[5, 5]
+    assert len({int(inside_left), int(inside_right), int(paper)}) == 3
+    gapped = segment_regions(two_boxes(gap=2))  # a 2 px gap does not leak into the paper
+    assert gapped[60, 30] != gapped[5, 5]
+
+
+def test_fill_regions_gives_flat_color_per_region_white_paper_and_alpha():
+    sketch = two_boxes()
+    pred = np.full(sketch.shape + (3,), 250, np.uint8)
+    pred[20:101, 10:55] = (200, 40, 40)
+    pred[20:101, 65:110] = (40, 60, 200)
+    noise = np.random.default_rng(0).integers(-20, 21, pred.shape)
+    pred = np.clip(pred.astype(int) + noise, 0, 255).astype(np.uint8)
+    paint, alpha = fill_regions(pred, sketch)
+    left = paint[25:95, 15:50].reshape(-1, 3)
+    assert (left == left[0]).all()  # one flat color
+    assert np.abs(left[0].astype(int) - (200, 40, 40)).max() < 12  # the region's median
+    assert tuple(paint[5, 5]) == (255, 255, 255) and alpha[5, 5] == 0 and alpha[60, 30] == 255
+    out = lines_on(paint, sketch)
+    assert tuple(out[20, 30]) == (0, 0, 0)  # lines stay exactly as drawn
+
+
+def test_palette_snapping_moves_colors_toward_the_reference():
+    ref = np.full((40, 40, 3), 255, np.uint8)
+    ref[:20] = (20, 160, 40)
+    ref[20:, :20] = (230, 200, 20)
+    palette = reference_palette(ref, k=2)
+    assert len(palette) == 2
+    colors = np.array([[50.0, -30.0, 30.0]])
+    assert np.allclose(snap_to_palette(colors, palette, 0.0), colors)
+    full = snap_to_palette(colors, palette, 1.0)
+    assert np.min(np.linalg.norm(palette - full[0], axis=1)) < 1e-6
+    half = snap_to_palette(colors, palette, 0.5)
+    assert np.allclose(half, (colors + full) / 2)
+
+
+def test_guided_fill_keeps_size_and_flat_areas():
+    sketch = two_boxes()
+    pred = np.full(sketch.shape + (3,), 128, np.uint8)
+    out = fill_guided(pred, sketch)
+    assert out.shape == pred.shape and np.abs(out.astype(int) - 128).max() <= 1
+
+
+@pytest.mark.parametrize("fill", ["regions", "guided", "none"])
+def test_pipeline_renders_at_the_sketch_size(fill, tiny_pipeline):
+    sketch = np.full((90, 150), 255, np.uint8)
+    sketch[20:70, 30] = sketch[20:70, 120] = sketch[20, 30:121] = sketch[70, 30:121] = 0
+    ref = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    result = tiny_pipeline.colorize(sketch, ref, fill=fill, palette_snap=0.5 if fill == "regions" else 0.0)
+    assert result.image.shape == (90, 150, 3) and result.color_layer.shape == (90, 150, 4)
+    assert result.fill == fill
+    if fill != "none":
+        assert tuple(result.image[20, 60]) == (0, 0, 0)  # full-resolution lines on top
+    else:
+        assert np.array_equal(result.image, result.prediction)
+
+
+def test_pipeline_rejects_bad_fill_and_strength(tiny_pipeline):
+    from sketchcolor.errors import SketchColorError
+
+    s, r = np.full((32, 32), 255, np.uint8), np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(SketchColorError, match="fill"):
+        tiny_pipeline.colorize(s, r, fill="blur")
+    with pytest.raises(SketchColorError, match="palette"):
+        tiny_pipeline.colorize(s, r, palette_snap=2.0)
+
+
+def test_a_shape_with_a_wide_gap_is_trapped_by_the_larger_ball():
+    sketch = two_boxes(gap=5)  # wider than the first disc closes at 120 px
+    labels = segment_regions(sketch)
+    assert labels[60, 30] == labels[5, 5]  # the left box leaks into the paper
+    trapped = trap_open_shapes(labels, sketch)
+    assert trapped[60, 30] != trapped[5, 5]  # ... and is its own region again
+    assert trapped[60, 85] == labels[60, 85]  # closed shapes keep their label
+    sketch_paint = np.full(sketch.shape + (3,), 250, np.uint8)
+    sketch_paint[25:95, 15:50] = (200, 40, 40)
+    paint, alpha = fill_regions(sketch_paint, sketch)
+    assert alpha[60, 30] == 255 and alpha[5, 5] == 0
+    assert np.abs(paint[60, 30].astype(int) - (200, 40, 40)).max() < 12
