@@ -7,8 +7,8 @@ dataclass) so that results drop straight into a JSON file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -17,8 +17,10 @@ from skimage.color import rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from sketchcolor.data.io import to_gray
+from sketchcolor.inference.render import LINE_THRESHOLD  # one definition of a line pixel for rendering and scoring
+# correspondence accuracy is defined beside the training validation that logs it; re-exported for the tables
+from sketchcolor.training.validation import CorrespondenceScores, correspondence_accuracy, neighbourhood  # noqa: F401
 
-LINE_THRESHOLD = 128  # sketch pixels darker than this are lines
 
 
 def _check_rgb(img: np.ndarray, name: str) -> None:
@@ -203,8 +205,3 @@ def vgg_feature_distance(
         total = total + (_unit_channels(a) - _unit_channels(ft[name])).pow(2).sum(dim=1).mean(dim=(1, 2))
     return total
 
-
-# ---------------------------------------------------------------------------------------------
-# Correspondence accuracy of the SCFT attention: defined beside the training validation, which
-# logs it; re-exported here for the evaluation tables.
-from sketchcolor.training.validation import CorrespondenceScores, correspondence_accuracy, neighbourhood  # noqa: E402,F401

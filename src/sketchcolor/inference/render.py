@@ -41,6 +41,11 @@ def line_mask(sketch: np.ndarray) -> np.ndarray:
     return sketch < LINE_THRESHOLD
 
 
+def border_labels(labels: np.ndarray) -> np.ndarray:
+    """The labels that touch the picture's border (the paper and shapes open toward the frame)."""
+    return np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+
+
 def gap_radius(shape: tuple[int, int]) -> int:
     """Radius (px) of the disc that closes gaps in the lines: about 1% of the drawing's size."""
     return max(1, round(0.006 * max(shape)))
@@ -109,7 +114,7 @@ def _lab_to_uint8(lab: np.ndarray) -> np.ndarray:
 
 def paper_regions(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
     """bool ``[N + 1]``: regions that touch the border and are near-white (the paper)."""
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    border = border_labels(labels)
     chroma = np.hypot(colors[:, 1], colors[:, 2])
     paper = np.zeros(len(colors), bool)
     paper[border] = (colors[border, 0] > PAPER_LIGHTNESS) & (chroma[border] < PAPER_CHROMA)
@@ -128,9 +133,9 @@ def trap_open_shapes(labels: np.ndarray, sketch: np.ndarray, scale: int = 4) -> 
     Shapes whose outline has gaps wider than the first disc (a horse's legs, a lion's mane drawn
     as open strokes) join the paper. Segmented again with a disc ``scale`` times larger, such a
     shape is enclosed; its pixels that lay in a border region become a region of their own."""
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    border = border_labels(labels)
     big = segment_regions(sketch, scale * gap_radius(sketch.shape))
-    big_border = np.unique(np.concatenate([big[0], big[-1], big[:, 0], big[:, -1]]))
+    big_border = border_labels(big)
     trapped = np.isin(labels, border) & ~np.isin(big, big_border) & ~line_mask(sketch)
     out = labels.copy()
     out[trapped] = big[trapped] + int(labels.max())
@@ -149,7 +154,7 @@ def split_open_regions(prediction: np.ndarray, labels: np.ndarray, sketch: np.nd
     ``min_share`` of the picture and at least ``min_outline`` of its rim lies on the drawing's
     lines (a shape the lines almost enclose, not paint that leaked onto the paper). The rest stays
     paper. Returns new labels."""
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    border = border_labels(labels)
     r = gap_radius(labels.shape)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     lab = rgb2lab(cv2.medianBlur(prediction, 2 * r + 1))

@@ -11,7 +11,7 @@ import numpy as np
 from skimage.color import lab2rgb, rgb2lab
 
 from sketchcolor.evaluation.baselines.common import check_inputs, lines_on
-from sketchcolor.inference.render import PAPER_CHROMA, PAPER_LIGHTNESS, segment_regions
+from sketchcolor.inference.render import PAPER_CHROMA, PAPER_LIGHTNESS, border_labels, segment_regions
 
 
 def mean_ink_color(reference: np.ndarray) -> np.ndarray:
@@ -31,8 +31,7 @@ class FlatFill:
     def __call__(self, sketch: np.ndarray, reference: np.ndarray) -> np.ndarray:
         check_inputs(sketch, reference)
         labels = segment_regions(sketch)
-        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-        enclosed = ~np.isin(labels, border)
+        enclosed = ~np.isin(labels, border_labels(labels))
         paint = np.full(sketch.shape + (3,), 255.0, np.float32)
         paint[enclosed] = mean_ink_color(reference)
         return lines_on(paint, sketch)
