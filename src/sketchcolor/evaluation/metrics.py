@@ -8,7 +8,6 @@ dataclass) so that results drop straight into a JSON file.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
