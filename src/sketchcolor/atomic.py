@@ -13,6 +13,7 @@ candidates on PyPI (``atomicwrites``: archived) are not worth a dependency for t
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -76,14 +77,13 @@ def atomic_dir(final: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_dir)`` on an empty temporary folder beside ``final``, flush its files to
     disk, then move it to ``final`` (replacing a folder already there); returns ``final``.
 
-    The temporary folder is ``.NAME.tmp-PID`` (the displaced old one ``.NAME.old-PID``): a process
-    killed mid-write leaves one of those behind, and callers that own the parent folder may
-    remove such leftovers by that pattern."""
+    The temporary folder is ``.NAME.tmp-PID-RANDOM`` (the displaced old one ``.NAME.old-PID-RANDOM``),
+    unique per process and call: a process killed mid-write leaves one of those behind, which
+    :func:`remove_dead_leftovers` removes once its process is gone."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():  # our own pid's leftover: a crash of an earlier process that had this pid
-        shutil.rmtree(tmp)
+    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
+    tmp = final.with_name(f".{final.name}.tmp-{tag}")
     tmp.mkdir()
     try:
         write(tmp)
@@ -91,7 +91,7 @@ def atomic_dir(final: str | Path, write: Callable[[Path], None]) -> Path:
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            old = final.with_name(f".{final.name}.old-{tag}")
             final.rename(old)
             tmp.rename(final)
             shutil.rmtree(old, ignore_errors=True)
@@ -102,3 +102,49 @@ def atomic_dir(final: str | Path, write: Callable[[Path], None]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+# Leftovers of the writers above: folders ``.NAME.tmp-PID[-RANDOM]`` / ``.NAME.old-PID[-RANDOM]``
+# (the random part is absent in those of older versions) and files ``.NAME.PID.RANDOM.tmp``.
+_LEFTOVER_DIR = re.compile(r"^\..+\.(?:tmp|old)-(\d+)(?:-[0-9a-f]+)?$")
+_LEFTOVER_FILE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]+\.tmp$")
+
+
+def leftover_pid(name: str) -> int | None:
+    """The process id in a temporary name of this module's writers; None for any other name."""
+    m = _LEFTOVER_DIR.match(name) or _LEFTOVER_FILE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (this process counts as alive: its temporary files are
+    only ever removed by the code that made them)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process, or a platform without signal 0
+        return True
+    return True
+
+
+def remove_dead_leftovers(folder: str | Path) -> list[Path]:
+    """Remove the temporary files and folders in ``folder`` that a process killed mid-write left
+    behind; those of a process still running (another writer) are never touched. Returns what was
+    removed."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        pid = leftover_pid(p.name)
+        if pid is None or _alive(pid):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed

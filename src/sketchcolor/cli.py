@@ -18,58 +18,73 @@ from sketchcolor.shipped import shipped_path
 DEFAULT_WEIGHTS = shipped_path("weights/default")  # in the wheel, or the checkout's (editable install)
 
 
-def _colorize(args: argparse.Namespace) -> int:
+def _colorize_targets(args: argparse.Namespace, weights: Path, reference: Path, targets: list, folder: bool) -> int:
+    """Colorize each planned target (sketchcolor.outputs.Target); returns how many were written.
+    In a folder run a bad sketch is one error line and the rest go on."""
     from tqdm.auto import tqdm
 
-    from sketchcolor.data.io import IMAGE_EXTENSIONS, load_image, save_image
+    from sketchcolor.data.io import load_image, save_image
+
+    if not targets:
+        return 0
     from sketchcolor.inference.pipeline import ColorizePipeline
+
+    pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
+    # decoded once (and a bad reference fails before any work), not again for every sketch of a folder
+    ref = load_image(reference)
+    written = 0
+    for t in tqdm(targets, desc="colorize", unit="img", disable=args.quiet or not folder):
+        try:
+            result = pipe.colorize(t.sketch, ref, extract_sketch=args.extract_sketch, fill=args.fill,
+                                   palette_snap=args.palette_snap)
+            save_image(result.image, t.output)
+            if t.layer is not None:
+                save_image(result.color_layer, t.layer)
+            written += 1
+        except SketchColorError as e:
+            if not folder:
+                raise
+            print(f"error: {e}", file=sys.stderr)  # one bad file must not stop a folder
+    return written
+
+
+def _colorize(args: argparse.Namespace) -> int:
+    from sketchcolor.formats import IMAGE_EXTENSIONS
+    from sketchcolor.outputs import output_lock, plan_folder, plan_single
 
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     if not args.weights and not (weights / "config.json").is_file():
         raise SketchColorError("no --weights given and no shipped default weights found; train with `sketchcolor train` and pass --weights RUN/model")
-    sketch, out = Path(args.sketch), Path(args.output)
+    sketch, reference = Path(args.sketch), Path(args.reference)
     if not sketch.exists():
         raise SketchColorError(f"{sketch}: sketch not found")
-    pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
-    # decoded once (and a bad reference fails before any work), not again for every sketch of a folder
-    reference = load_image(args.reference)
-    layer = Path(args.color_layer) if args.color_layer else None
-
-    def run(src: Path, dst: Path, layer_dst: Path | None) -> None:
-        result = pipe.colorize(src, reference, extract_sketch=args.extract_sketch, fill=args.fill,
-                               palette_snap=args.palette_snap)
-        save_image(result.image, dst)
-        if layer_dst is not None:
-            save_image(result.color_layer, layer_dst)
-
-    if sketch.is_dir():
+    # every output path is checked against the inputs before the model loads (sketchcolor.outputs)
+    folder = sketch.is_dir()
+    if folder:
         files = sorted(p for p in sketch.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise SketchColorError(f"{sketch}: no images in folder")
-        if out.suffix:
-            raise SketchColorError(f"{out}: for a folder of sketches, -o must be a folder")
-        if layer is not None and layer.suffix:
-            raise SketchColorError(f"{layer}: for a folder of sketches, --color-layer must be a folder")
-        failed = 0
-        stems = [f.stem for f in files]
-        for f in tqdm(files, desc="colorize", unit="img", disable=args.quiet):
-            # a.gif and a.webp would both become a.png: keep the extension where stems collide
-            name = f"{f.stem}.png" if stems.count(f.stem) == 1 else f"{f.name}.png"
-            try:
-                run(f, out / name, layer / name if layer is not None else None)
-            except SketchColorError as e:  # one bad file must not stop a folder
-                failed += 1
-                print(f"error: {e}", file=sys.stderr)
-        print(f"colorized {len(files) - failed} of {len(files)} sketches into {out}")
-        return 1 if failed else 0
-    if out.is_dir() or not out.suffix:
-        out = out / f"{sketch.stem}.png"
-    if layer is not None and (layer.is_dir() or not layer.suffix):
-        layer = layer / f"{sketch.stem}.png"
-    if layer is not None and layer.suffix.lower() != ".png":
-        raise SketchColorError(f"{layer}: the color layer has transparency and is written as PNG; name it .png")
-    run(sketch, out, layer)
-    print(f"wrote {out}" + (f" and {layer}" if layer is not None else ""))
+        plan = plan_folder(sketch, files, reference, args.output, args.color_layer, args.overwrite)
+        for line in plan.renamed:
+            print(f"note: {line}", file=sys.stderr)
+        for line in plan.refused:  # one line per sketch whose output would replace a file
+            print(f"error: {line}", file=sys.stderr)
+        targets = plan.targets
+    else:
+        targets = [plan_single(sketch, reference, args.output, args.color_layer, args.overwrite)]
+        files = [sketch]
+    # a second colorize writing the same output (a file, or a folder run's folder) fails at once
+    if folder:
+        locked = [Path(args.output)] + ([Path(args.color_layer)] if args.color_layer else [])
+    else:
+        locked = [p for t in targets for p in (t.output, t.layer) if p is not None]
+    with output_lock(locked if targets else []):
+        written = _colorize_targets(args, weights, reference, targets, folder)
+    if folder:
+        print(f"colorized {written} of {len(files)} sketches into {Path(args.output)}")
+        return 0 if written == len(files) else 1
+    t = targets[0]
+    print(f"wrote {t.output}" + (f" and {t.layer}" if t.layer is not None else ""))
     return 0
 
 
@@ -91,11 +106,14 @@ def _train(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from sketchcolor.config import load_config
-    from sketchcolor.models.complexity import describe
+    from sketchcolor.models.complexity import check_memory, describe, estimate_memory
 
     cfg = load_config(args.config, args.set)
+    need = check_memory(cfg, training=False, where=args.config)  # describe() builds G and D and runs G once
     for line in describe(cfg.model):
         print(line)
+    print(f"memory (estimate) {need / 2**30:.2f} GiB to colorize, {estimate_memory(cfg, training=True) / 2**30:.2f} GiB "
+          f"to train at batch {cfg.train.batch_size}")
     return 0
 
 
@@ -192,7 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("colorize", help="paint a sketch (or a folder of sketches) in a reference's colors")
     c.add_argument("--sketch", required=True, help="line drawing, or a folder of them")
     c.add_argument("--reference", required=True, help="color picture whose colors to use")
-    c.add_argument("-o", "--output", required=True, help="output file (.png/.jpg) or folder")
+    c.add_argument("-o", "--output", required=True,
+                   help="output file (.png, .jpg, .webp, .bmp, .tif) or folder; never an input file")
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace existing files in the -o / --color-layer folder, and allow -o to be the sketch folder "
+                        "(input files are never replaced)")
     c.add_argument("--weights", help="model folder (config.json + model.safetensors); default: shipped weights")
     c.add_argument("--extract-sketch", action="store_true", help="turn a color/gray picture into line art first (XDoG)")
     c.add_argument("--fill", choices=["regions", "guided", "none"], default=None,
@@ -209,10 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train on a folder of color images (pairs are synthesised)")
     t.add_argument("--config", required=True, help="YAML recipe, e.g. configs/tiny.yaml")
     t.add_argument("--data", help="folder of color images (searched recursively)")
-    t.add_argument("--out", help="run folder: checkpoints/, samples/, logs/, model/")
+    t.add_argument("--out", help="run folder: checkpoints/, samples/, logs/, model/; a new or empty folder, or a run of "
+                                 "the same config (any other folder is refused)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=3 (repeatable)")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from the last checkpoint in --out (train.steps, learning rates, cadences may change)")
     t.add_argument("--init-from", metavar="ARTIFACT",
                    help="start from a model folder's weights (fresh optimizers and D; steps counted on from its config)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

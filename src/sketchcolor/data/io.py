@@ -23,16 +23,43 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from sketchcolor.atomic import atomic_path
+from sketchcolor.config import parse_amount
 from sketchcolor.errors import ImageError, SketchColorError
 from sketchcolor.formats import IMAGE_EXTENSIONS  # noqa: F401 - re-exported: the formats load_image is for
+from sketchcolor.outputs import check_output_extension
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 
 # PIL modes we convert ourselves; anything else is refused with a clear message.
 _SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "1", "I;16", "I;16B", "I;16L", "I", "RGBa", "La", "CMYK", "YCbCr"}
+# A float array may stray this far outside [0, 1] (rounding) before it is taken for 0..255 values.
+_FLOAT_TOLERANCE = 1e-3
 # Refuse pictures larger than this before decoding them (a decompression bomb is a few KB on
-# disk and gigabytes in memory). Configurable: SKETCHCOLOR_MAX_PIXELS.
-MAX_PIXELS = int(os.environ.get("SKETCHCOLOR_MAX_PIXELS", 64_000_000))
+# disk and gigabytes in memory). Configurable: SKETCHCOLOR_MAX_PIXELS (64000000, 64_000_000, 64M).
+
+
+class _InvalidLimit:
+    """MAX_PIXELS when SKETCHCOLOR_MAX_PIXELS is not a pixel count: importing must not fail with a
+    traceback, so the first size check (``w * h > MAX_PIXELS``) raises one ImageError line."""
+
+    def __init__(self, raw: str) -> None:
+        self.raw = raw
+
+    def _refuse(self, other: object) -> bool:
+        raise ImageError(f"SKETCHCOLOR_MAX_PIXELS={self.raw!r:.40} is not a pixel count (e.g. 64000000 or 64M)")
+
+    __lt__ = __le__ = __gt__ = __ge__ = _refuse
+
+
+def _pixel_limit(raw: str | None) -> int | _InvalidLimit:
+    try:
+        return 64_000_000 if raw is None else parse_amount(raw)
+    except ValueError:
+        return _InvalidLimit(raw)
+
+
+MAX_PIXELS = _pixel_limit(os.environ.get("SKETCHCOLOR_MAX_PIXELS"))
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +70,8 @@ def _raise_pil_limit(limit: int) -> None:
         Image.MAX_IMAGE_PIXELS = limit
 
 
-_raise_pil_limit(MAX_PIXELS)
+if isinstance(MAX_PIXELS, int):
+    _raise_pil_limit(MAX_PIXELS)
 
 
 @contextmanager
@@ -95,8 +123,9 @@ def load_image(source: ImageLike, name: str | None = None) -> np.ndarray:
     """Read an image into uint8 RGB ``[H, W, 3]``.
 
     Accepts a path, a PIL image or an array (``[H, W]``, ``[H, W, 1|3|4]``, uint8/uint16/float in
-    [0, 1]). RGBA and palette images are composited on white; grayscale is replicated to RGB;
-    EXIF orientation is applied. Raises :class:`ImageError` with the file name on any failure.
+    [0, 1]; a float array outside [0, 1] is refused, not clipped to black and white). RGBA and
+    palette images are composited on white; grayscale is replicated to RGB; EXIF orientation is
+    applied. Raises :class:`ImageError` with the file name on any failure.
     """
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source, name or "<array>")
@@ -181,6 +210,10 @@ def _array_to_rgb(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype == np.uint16:
         arr = (arr.astype(np.float64) / 65535.0 * 255.0).round().astype(np.uint8)
     elif arr.dtype in (np.float32, np.float64):
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -_FLOAT_TOLERANCE or hi > 1.0 + _FLOAT_TOLERANCE:  # 0..255 or -1..1 values: clipping would leave black and white
+            raise ImageError(f"{name}: float array values span [{lo:g}, {hi:g}], outside [0, 1]; "
+                             "divide 0-255 values by 255 (or pass a uint8 array)")
         arr = (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
     elif arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
@@ -263,20 +296,21 @@ def unletterbox(img: np.ndarray, box: Letterbox) -> np.ndarray:
 
 
 def save_image(img: np.ndarray, path: str | Path) -> None:
-    """Write uint8 ``[H, W]`` or ``[H, W, 3]`` to ``path`` atomically (temporary file + rename)."""
+    """Write uint8 ``[H, W]``, ``[H, W, 3]`` (or ``[H, W, 4]`` to PNG) to ``path`` atomically: a
+    temporary file unique to this process and call (:func:`sketchcolor.atomic.atomic_path`), then
+    a rename, so two writers of one path never share a temporary file. The format follows the
+    extension, one of :data:`~sketchcolor.formats.OUTPUT_EXTENSIONS` (else :class:`ImageError`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise ImageError(f"{path}: unknown image extension {path.suffix!r}")
+    fmt = _output_format(path)
     try:
-        Image.fromarray(img).save(tmp, format=fmt)
-        tmp.replace(path)
-    except OSError as e:  # a full disk must not leave a half-written file behind
-        tmp.unlink(missing_ok=True)
+        with atomic_path(path) as tmp:
+            Image.fromarray(img).save(tmp, format=fmt)
+    except OSError as e:  # a full disk must not leave a half-written file behind (atomic_path removed it)
         reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e)).lower()
         raise SketchColorError(f"{path}: could not be written: {reason}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+
+def _output_format(path: Path) -> str:
+    """Pillow's format name for ``path``'s extension; :class:`ImageError` listing the supported ones."""
+    check_output_extension(path)
+    return Image.registered_extensions()[path.suffix.lower()]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sketchcolor.config import ModelConfig
+from sketchcolor.config import Config, ModelConfig, parse_amount
+from sketchcolor.errors import ConfigError
 from sketchcolor.models.discriminator import PatchDiscriminator
 from sketchcolor.models.generator import Colorizer
+from sketchcolor.models.vgg import VGG16_PLAN, VGG19_PLAN, layer_names
 
 
 def count_params(module: torch.nn.Module) -> int:
@@ -36,3 +41,205 @@ def describe(cfg: ModelConfig) -> list[str]:
              f"D parameters      {count_params(d) / 1e6:.2f} M",
              f"G forward FLOPs   {forward_flops(cfg, g) / 1e9:.2f} GFLOP per {cfg.image_size} px image"]
     return lines
+
+
+# ----------------------------------------------------------------------------- memory estimate
+# Counted from the config alone, without building anything: a config edited to 2048 px or to
+# 100,000 channels is refused before a byte is allocated. Every tensor is float32 (4 bytes).
+# Calibrated against the peak resident memory of real runs on CPU (one forward of the tiny,
+# default and paper models at 64-512 px; training steps at 64-256 px, batch 1-16): the estimate
+# lies between 1.0x and 1.6x of what was measured, higher for large pictures, where the
+# attention's hw_s x hw_r matrix dominates. tests/test_config_limits.py checks the parameter
+# counts against built models.
+
+FLOAT = 4
+MEMORY_ENV = "SKETCHCOLOR_MAX_MEMORY"
+OVERHEAD = 128 << 20  # autograd, thread pools and allocator slack of a training process (measured ~60-100 MiB)
+
+
+def _conv(cin: int, cout: int, k: int, bias: bool) -> int:
+    return cin * cout * k * k + (cout if bias else 0)
+
+
+def _conv_act(cin: int, cout: int, norm: str) -> int:
+    """Parameters of blocks.ConvAct: a 3x3 conv (bias without norm), BatchNorm's scale and shift."""
+    return _conv(cin, cout, 3, norm == "none") + (2 * cout if norm == "batch" else 0)
+
+
+def generator_params(cfg: ModelConfig) -> int:
+    """Parameters of :class:`Colorizer` ``cfg`` describes, counted without building it."""
+    k, norm = cfg.feature_channels, cfg.norm
+    total = 0
+    for cin0 in (1, 3):  # E_s and E_r
+        cin = cin0
+        for c in cfg.encoder_channels:
+            total += _conv_act(cin, c, norm)
+            cin = c
+    if cfg.fusion == "scft":
+        d = cfg.attention_dim or k
+        total += 2 * (k * d + d) + k * k + k
+    else:
+        total += _conv(2 * k, k, 1, True)
+    width = cfg.bottleneck_channels or k
+    if cfg.bottleneck_channels:
+        total += _conv(k, width, 1, True)
+    total += cfg.num_res_blocks * (_conv_act(width, width, norm) + _conv(width, width, 3, norm == "none")
+                                   + (2 * width if norm == "batch" else 0))
+    cin = width
+    for d_layer in reversed(cfg.downsample_layers):
+        cskip = cfg.encoder_channels[d_layer - 2]
+        total += _conv_act(cin, cskip, norm) + _conv_act(2 * cskip, cskip, norm)
+        cin = cskip
+    if cfg.color_path:
+        total += _conv_act(cin + 3, cin, norm)
+    return total + _conv(cin, 3, 3, True)
+
+
+def discriminator_params(cfg: ModelConfig) -> int:
+    """Parameters of :class:`PatchDiscriminator` ``cfg`` describes, counted without building it."""
+    c = cfg.disc_channels
+    total, cin = _conv(4, c, 4, True), c
+    for n in range(1, cfg.disc_layers):
+        cout = c * min(2**n, 8)
+        total, cin = total + _conv(cin, cout, 4, True), cout
+    cout = c * min(2**cfg.disc_layers, 8)
+    return total + _conv(cin, cout, 4, True) + _conv(cout, 1, 4, True)
+
+
+def _generator_activations(cfg: ModelConfig, per_layer: int) -> tuple[int, int]:
+    """Elements of G's intermediate tensors for one sample at ``cfg.image_size``: (all but the
+    attention, the attention's ``hw_s * hw_r``). ``per_layer`` tensors per conv layer (conv
+    output, activation, norm)."""
+    s = cfg.image_size
+    total, side, enc = 0, s, []
+    for i, c in enumerate(cfg.encoder_channels, start=1):
+        side = side // 2 if i in cfg.downsample_layers else side
+        enc.append((c, side))
+    total += 2 * per_layer * sum(c * side * side for c, side in enc)  # E_s and E_r
+    k, hw = cfg.feature_channels, (s // cfg.feature_stride) ** 2
+    total += 4 * k * hw  # V_s, V_r: pooled levels and their concatenation
+    if cfg.fusion == "scft":
+        total += 2 * (cfg.attention_dim or k) * hw + 4 * k * hw  # queries, keys; values, transfer, fused
+    else:
+        total += 4 * k * hw
+    width = cfg.bottleneck_channels or k
+    total += width * hw + cfg.num_res_blocks * (per_layer + 2) * width * hw
+    cin, side = width, s // cfg.feature_stride
+    for d_layer in reversed(cfg.downsample_layers):
+        cskip, side = cfg.encoder_channels[d_layer - 2], side * 2
+        total += (cin + (2 * per_layer + 2) * cskip) * side * side  # upsampled, reduced, concatenated, fused
+        cin = cskip
+    if cfg.color_path:
+        total += (2 * cin + 6 + per_layer * cin) * s * s
+    total += 4 * 3 * s * s + 4 * s * s  # output and its activation; the input pair
+    return total, hw * hw
+
+
+def _discriminator_activations(cfg: ModelConfig) -> int:
+    side, c, total = cfg.image_size, cfg.disc_channels, 4 * cfg.image_size**2
+    for n in range(cfg.disc_layers):
+        side //= 2
+        total += 2 * c * min(2**n, 8) * side * side
+    return total + 2 * c * min(2**cfg.disc_layers, 8) * side * side + side * side
+
+
+def _vgg(cfg: Config) -> tuple[int, int]:
+    """(parameters, activation elements per image) of the perceptual/style trunk; (0, 0) when off."""
+    loss = cfg.loss
+    if not (loss.lambda_perc or loss.lambda_style):
+        return 0, 0
+    plan = VGG19_PLAN if loss.vgg_network == "vgg19" else VGG16_PLAN
+    names = layer_names(plan)
+    last = max((names.index(n) for n in loss.vgg_layers if n in names), default=len(names) - 1)
+    params = acts = 0
+    side, cin, i = cfg.model.image_size, 3, 0
+    for item in plan:
+        if i > last:
+            break
+        if item == "M":
+            side, i = side // 2, i + 1
+            acts += cin * side * side
+        else:
+            params += _conv(cin, int(item), 3, True)
+            acts += 2 * int(item) * side * side
+            cin, i = int(item), i + 2
+    return params, acts
+
+
+def estimate_memory(cfg: Config, training: bool) -> int:
+    """Bytes one process needs, by the config alone: to colorize one picture (``training`` False:
+    G's weights and one forward pass) or to train (G, D, the EMA, Adam's two moments, gradients,
+    and the activations a batch keeps for the backward pass: G, D on real and fake, the VGG
+    trunk on output and target)."""
+    m = cfg.model
+    g = generator_params(m)
+    if not training:
+        acts, attention = _generator_activations(m, per_layer=1)
+        return OVERHEAD // 4 + FLOAT * (g + acts + 2 * attention)
+    acts, attention = _generator_activations(m, per_layer=3 if m.norm == "batch" else 2)
+    vgg_params, vgg_acts = _vgg(cfg)
+    d = discriminator_params(m)
+    # weights, gradients, Adam's two moments and its temporaries; the EMA's copy
+    params = g * (6 if cfg.train.ema_decay > 0 else 5) + 5 * d + vgg_params
+    per_sample = 2 * (acts + 3 * attention) + 3 * _discriminator_activations(m) + 2 * vgg_acts
+    return OVERHEAD + FLOAT * (params + cfg.train.batch_size * per_sample)
+
+
+def _physical_memory() -> tuple[int | None, str]:
+    """(bytes, what) of the memory this process may use: the machine's RAM, or its container's
+    cgroup limit when that is lower; None where neither can be read."""
+    total = None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        pass
+    what = "physical memory"
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            limit = int(Path(path).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if total is None or limit < total:
+            total, what = limit, "the container's memory limit"
+        break
+    return total, what
+
+
+def memory_limit(device: torch.device | None = None) -> tuple[int, str]:
+    """(bytes, how it was chosen): ``$SKETCHCOLOR_MAX_MEMORY`` (``8G``, ``512M``, bytes), else
+    80% of a CUDA device's memory when training there, else 80% of the physical memory (or of a
+    container's limit); 16 GiB where none can be read."""
+    raw = os.environ.get(MEMORY_ENV)
+    if raw is not None:
+        try:
+            return parse_amount(raw, binary=True), MEMORY_ENV
+        except ValueError:
+            raise ConfigError(f"{MEMORY_ENV}={raw[:40]!r} is not an amount of memory (e.g. 8G or 8589934592)") from None
+    if device is not None and device.type == "cuda" and torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(device).total_memory
+        return int(0.8 * total), f"80% of {torch.cuda.get_device_name(device)}'s memory"
+    total, what = _physical_memory()
+    if total is None:
+        return 16 << 30, "a default of 16 GiB"
+    return int(0.8 * total), f"80% of {what}"
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def check_memory(cfg: Config, training: bool, device: torch.device | None = None, where: str = "") -> int:
+    """Refuse (ConfigError, one line) a config whose :func:`estimate_memory` is over
+    :func:`memory_limit`, before anything is allocated; returns the estimate."""
+    need = estimate_memory(cfg, training)
+    limit, why = memory_limit(device)
+    if need > limit:
+        m = cfg.model
+        hw = (m.image_size // m.feature_stride) ** 2
+        what = (f"to train at model.image_size {m.image_size} with train.batch_size {cfg.train.batch_size}" if training
+                else f"to colorize at model.image_size {m.image_size}")
+        lower = "model.image_size or train.batch_size," if training else "model.image_size"
+        raise ConfigError(f"{where + ': ' if where else ''}the config needs about {_gib(need)} {what} "
+                          f"(G {generator_params(m) / 1e6:.1f} M parameters, attention over {hw:,} x {hw:,} cells), "
+                          f"over the limit of {_gib(limit)} ({why}); lower {lower} or set {MEMORY_ENV}")
+    return need

@@ -26,9 +26,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sketchcolor.atomic import atomic_dir
-from sketchcolor.config import FORMAT_VERSION, Config, config_from_dict
+from sketchcolor.config import FORMAT_VERSION, MAX_CONFIG_BYTES, Config, config_from_dict
 from sketchcolor.errors import CheckpointError, ConfigError
 from sketchcolor.hashing import file_digest
+from sketchcolor.models.complexity import check_memory
 from sketchcolor.models.generator import Colorizer
 from sketchcolor.version import __version__
 
@@ -84,10 +85,15 @@ def read_config(folder: str | Path) -> tuple[Config, dict[str, Any]]:
     path = folder / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{path}: missing (a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path}: {size:,} bytes is over the limit of {MAX_CONFIG_BYTES:,} bytes for a config")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(raw, dict) or "config" not in raw:
         raise CheckpointError(f"{path}: not a sketchcolor checkpoint config")
     version = raw.get("format_version")
@@ -96,10 +102,15 @@ def read_config(folder: str | Path) -> tuple[Config, dict[str, Any]]:
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format version {version} is newer than this sketchcolor reads ({FORMAT_VERSION}); upgrade sketchcolor")
     try:
-        cfg = config_from_dict(raw["config"])
+        # complete: a field missing from a saved model is an error, never a default that would
+        # silently change what the weights compute
+        cfg = config_from_dict(raw["config"], complete=True)
     except ConfigError as e:
         raise CheckpointError(f"{path}: {e}") from None
-    return cfg, raw.get("meta") or {}
+    meta = raw.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: 'meta' must be a mapping, not a {type(meta).__name__}")
+    return cfg, meta
 
 
 def _one_line(e: BaseException) -> str:
@@ -134,7 +145,7 @@ def _verify_checksum(path: Path) -> None:
     """Compare ``path`` with the SHA-256 its folder's config.json recorded (when it recorded one)."""
     try:
         want = json.loads((path.parent / CONFIG_NAME).read_text()).get("weights_sha256")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return  # no or unreadable config: read_config reports that where a config is needed
     if isinstance(want, str) and file_digest(path) != want:
         raise CheckpointError(f"{path}: contents changed since it was saved (SHA-256 differs from {CONFIG_NAME}); the file is corrupt or was edited")
@@ -165,6 +176,12 @@ def load_artifact(folder: str | Path) -> tuple[Colorizer, Config, dict[str, Any]
     with torch.device("meta"):
         shapes = {k: tuple(v.shape) for k, v in Colorizer(cfg.model).state_dict().items()}
     _check_match(path, _header(path), shapes)
+    # image_size changes no weight: a config edited to 2048 px passes the check above and would
+    # only fail when colorizing, after allocating tens of GB. Refused here, by the estimate.
+    try:
+        check_memory(cfg, training=False)
+    except ConfigError as e:
+        raise CheckpointError(f"{Path(folder) / CONFIG_NAME}: {e}") from None
     model = Colorizer(cfg.model)
     load_weights(model, path)
     return model.eval(), cfg, meta

@@ -4,7 +4,7 @@ state (``trainer_state.pt``: discriminator, optimizers, step, RNG), written atom
 
 The trainer state loads with ``weights_only=True``: nothing in it is ever unpickled as code. A
 process killed mid-save leaves a hidden temporary folder that is never listed as a checkpoint and
-is removed by the next save.
+is removed by the next save once that process is gone.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from sketchcolor.atomic import remove_dead_leftovers
 from sketchcolor.config import Config
 from sketchcolor.errors import CheckpointError
 from sketchcolor.models.serialization import write_artifact_files, write_folder
 
 STATE_NAME = "trainer_state.pt"
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
-_STALE = re.compile(r"^\.step_\d{8}\.(tmp|old)-\d+$")  # left behind by a process killed mid-save
 _STATE_KEYS = {"step": int, "discriminator": dict, "opt_g": dict, "opt_d": dict, "rng_cpu": torch.Tensor}
 
 
@@ -51,11 +51,10 @@ def save_checkpoint(
 
 
 def _remove_stale(root: Path) -> None:
-    """Delete temporary folders that a process killed mid-save left behind (one writer per run
-    folder: ours are renamed away before this runs)."""
-    for p in root.iterdir():
-        if p.is_dir() and _STALE.match(p.name):
-            shutil.rmtree(p, ignore_errors=True)
+    """Delete temporary folders that a process killed mid-save left behind; never those of a
+    process still running (a run folder has one writer, held by its lock, but a leftover's owner
+    is checked all the same)."""
+    remove_dead_leftovers(root)
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:

@@ -20,7 +20,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from sketchcolor.atomic import write_text_atomic
+from sketchcolor.atomic import remove_dead_leftovers, write_text_atomic
 from sketchcolor.config import Config
 from sketchcolor.data.datasets import SEED_STRIDE, ImageFolder, TripletStream, open_images
 from sketchcolor.data.grids import tensor_grid
@@ -29,11 +29,13 @@ from sketchcolor.data.sources.manifest import manifest_hash
 from sketchcolor.device import pick_device
 from sketchcolor.errors import CheckpointError, SketchColorError
 from sketchcolor.models import Colorizer, PatchDiscriminator
+from sketchcolor.models.complexity import check_memory
 from sketchcolor.models.hed_weights import load_vgg16_hed
 from sketchcolor.models.serialization import WEIGHTS_NAME, load_weights, read_config, save_artifact
 from sketchcolor.models.vgg import load_vgg19, resolve_vgg_path
 from sketchcolor.prepare_weights import default_cache_dir, prepare_hed
 from sketchcolor.training.checkpoint import list_checkpoints, load_trainer_state, save_checkpoint
+from sketchcolor.training.run_folder import check_run_folder, run_lock
 from sketchcolor.training.step import train_step
 from sketchcolor.training.validation import selection_score, validate
 
@@ -306,12 +308,28 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
     TensorBoard logs under ``logs/``, the best validated weights under ``best/`` and the final
     inference artifact under ``model/``. ``resume`` continues from the newest checkpoint;
     ``init`` starts from an inference artifact's weights instead of a random initialisation.
+
+    Before anything is built or written: the config is validated, the memory it implies is
+    checked against the limit, ``out_dir`` must be missing, empty or a run of the same config
+    (:mod:`sketchcolor.training.run_folder`), and its lock must be free.
     """
     out_dir, data_dir = Path(out_dir), Path(data_dir)
+    cfg.validate()  # a Config built in Python skips config_from_dict's validation
+    device = pick_device(cfg.train.device)
+    check_memory(cfg, training=True, device=device)
+    check_run_folder(out_dir, cfg, resume)
+    with run_lock(out_dir):
+        check_run_folder(out_dir, cfg, resume)  # again: another process may have written it meanwhile
+        remove_dead_leftovers(out_dir)
+        return _fit(cfg, data_dir, out_dir, device, resume, progress, init)
+
+
+def _fit(cfg: Config, data_dir: Path, out_dir: Path, device: torch.device, resume: bool, progress: bool,
+         init: str | Path | None) -> Path:
+    """:func:`fit` once the run folder is checked and locked."""
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    device = pick_device(tc.device)
     vgg = build_vgg(cfg)  # fail before any work when the VGG file is missing
     vgg = vgg.to(device) if vgg is not None else None
     images = open_images(data_dir, cfg.model.image_size, cfg.data, "train", tc.val_fraction)
