@@ -83,6 +83,23 @@ def test_line_preservation_kept_erased_and_on_dark_paint() -> None:
     assert np.isnan(M.line_preservation(kept, np.full_like(sketch, 255)))
 
 
+def test_lines_kept_counts_line_pixels_still_dark() -> None:
+    sketch = _sketch()
+    kept, erased = _painted((200, 120, 60), sketch), _painted((200, 120, 60))
+    assert M.lines_kept(kept, sketch) == pytest.approx(1.0)
+    assert M.lines_kept(erased, sketch) == 0.0
+    # lines repainted gray (a low-resolution network's thin lines): not kept
+    gray = kept.copy()
+    gray[sketch < 128] = 160
+    assert M.lines_kept(gray, sketch) == 0.0
+    half = kept.copy()
+    half[:20][sketch[:20] < 128] = 160  # the upper lines gray, the lower ones kept
+    assert 0.0 < M.lines_kept(half, sketch) < 1.0
+    # absolute: dark paint keeps them dark (line contrast is the measure that sees they are gone)
+    assert M.lines_kept(_painted((20, 20, 30)), sketch) == 1.0
+    assert np.isnan(M.lines_kept(kept, np.full_like(sketch, 255)))
+
+
 def test_vgg_feature_distance_on_a_tiny_trunk() -> None:
     torch.manual_seed(0)
     trunk = VGGFeatures(("relu1_1", "relu2_1"), plan=(4, "M", 8))

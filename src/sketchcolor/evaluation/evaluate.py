@@ -40,6 +40,7 @@ from sketchcolor.evaluation.metrics import (
     color_distance,
     correspondence_accuracy,
     line_preservation,
+    lines_kept,
     psnr,
     ssim,
     vgg_feature_distance,
@@ -158,7 +159,8 @@ def evaluate(
         row["color dist. (cross) ↓"] = float(np.mean([color_distance(o, pictures[partners[i]].color, pictures[i].sketch, seed=seed)
                                                       for i, o in enumerate(r.cross)]))
         # nanmean: a sketch with no line pixels (a blank XDoG of a flat drawing) has no score
-        row["lines kept (cross) ↑"] = float(np.nanmean([line_preservation(o, p.sketch) for o, p in zip(r.cross, pictures)]))
+        row["lines kept (cross) ↑"] = float(np.nanmean([lines_kept(o, p.sketch) for o, p in zip(r.cross, pictures)]))
+        row["line contrast (cross) ↑"] = float(np.nanmean([line_preservation(o, p.sketch) for o, p in zip(r.cross, pictures)]))
         if r.follow:
             row["responsiveness ↑"] = float(np.mean(r.follow))
         row["L1 (self) ↓"] = float(np.mean([np.abs(o.astype(np.float64) - c.target).mean() / 255 for o, c in zip(r.self_, cases)]))

@@ -146,6 +146,21 @@ def line_darkness(rgb: np.ndarray, size: int = 7) -> np.ndarray:
     return cv2.morphologyEx(lum, cv2.MORPH_BLACKHAT, np.ones((size, size), np.uint8))
 
 
+def lines_kept(output: np.ndarray, sketch: np.ndarray, threshold: int = LINE_THRESHOLD) -> float:
+    """Share of the sketch's line pixels (darker than ``threshold``) that are still dark in
+    ``output``: luminance below the same ``threshold``. A rendering that lays the drawing's lines
+    on top keeps them all (1.0); a network that paints them over at low resolution turns thin
+    lines gray. Absolute, so a line on very dark paint counts as kept even where it cannot be
+    seen: :func:`line_preservation` (contrast against the paint around it) measures that.
+    ``nan`` when the sketch has no lines."""
+    _check_rgb(output, "output")
+    _check_sketch(sketch, output.shape)
+    lines = line_mask(sketch, threshold)
+    if not lines.any():
+        return float("nan")
+    return float((to_gray(output)[lines] < threshold).mean())
+
+
 def line_preservation(output: np.ndarray, sketch: np.ndarray, contrast: int = 24, size: int = 7,
                       threshold: int = LINE_THRESHOLD) -> float:
     """Share of the sketch's line pixels that are still lines in ``output``: at least

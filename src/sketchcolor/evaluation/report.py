@@ -18,7 +18,7 @@ from sketchcolor.atomic import write_text_atomic
 
 # Which way is better, for the header arrows; metrics not listed get no arrow.
 LOWER_IS_BETTER = ("fid", "kid", "color_distance", "vgg_feature_distance")
-HIGHER_IS_BETTER = ("psnr", "ssim", "line_preservation", "edge_correlation", "top1", "within_one",
+HIGHER_IS_BETTER = ("psnr", "ssim", "lines_kept", "line_preservation", "edge_correlation", "top1", "within_one",
                     "neighbourhood_mass", "correspondence")
 
 
