@@ -122,3 +122,30 @@ def test_a_shape_with_a_wide_gap_is_trapped_by_the_larger_ball():
     paint, alpha = fill_regions(sketch_paint, sketch)
     assert alpha[60, 30] == 255 and alpha[5, 5] == 0
     assert np.abs(paint[60, 30].astype(int) - (200, 40, 40)).max() < 12
+
+
+def test_paint_over_the_whole_background_leaves_the_paper_white():
+    """A full-frame reference (a flag) makes the network paint the background too: the regions
+    around the drawing stay paper, and paint that runs into the frame is not taken for an open
+    shape; ``paint_background`` keeps the outside's color for full-frame drawings."""
+    sketch = two_boxes()
+    pred = np.empty(sketch.shape + (3,), np.uint8)
+    pred[:, :60] = (30, 160, 40)  # green half, blue half, over boxes and paper alike
+    pred[:, 60:] = (40, 120, 230)
+    paint, alpha = fill_regions(pred, sketch)
+    assert tuple(paint[5, 5]) == (255, 255, 255) and tuple(paint[115, 115]) == (255, 255, 255)
+    assert (alpha[:8] == 0).all() and (alpha[-8:] == 0).all()
+    assert alpha[60, 30] == 255 and np.abs(paint[60, 30].astype(int) - (30, 160, 40)).max() < 12
+    painted, alpha_bg = fill_regions(pred, sketch, paint_background=True)
+    assert alpha_bg[5, 5] == 255 and tuple(painted[5, 5]) != (255, 255, 255)
+
+
+def test_outside_labels_are_the_regions_holding_the_frame():
+    from sketchcolor.inference.render import outside_labels
+
+    labels = np.ones((100, 100), np.int32)
+    labels[70:, 40:60] = 2  # a shape cut by the bottom edge: 20 of 396 frame pixels
+    labels[30:50, 30:50] = 3  # inside
+    assert outside_labels(labels).tolist() == [1]
+    labels[:, 50:] = 4  # two halves of the background: both hold a large share of the frame
+    assert outside_labels(labels).tolist() == [1, 4]

@@ -46,6 +46,15 @@ def border_labels(labels: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
 
 
+def outside_labels(labels: np.ndarray, min_frame: float = 0.25) -> np.ndarray:
+    """The labels around the drawing: the one with most of the picture's frame (its outermost
+    pixels) and any other covering at least ``min_frame`` of it. A shape the frame cuts (shoulders
+    at the bottom edge) touches only a little of the frame and is not among them."""
+    frame = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    counts = np.bincount(frame)
+    return np.union1d(np.nonzero(counts >= min_frame * len(frame))[0], [counts.argmax()])
+
+
 def gap_radius(shape: tuple[int, int]) -> int:
     """Radius (px) of the disc that closes gaps in the lines: about 1% of the drawing's size."""
     return max(1, round(0.006 * max(shape)))
@@ -112,12 +121,15 @@ def _lab_to_uint8(lab: np.ndarray) -> np.ndarray:
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
-def paper_regions(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """bool ``[N + 1]``: regions that touch the border and are near-white (the paper)."""
+def paper_regions(labels: np.ndarray, colors: np.ndarray, outside: np.ndarray | None = None) -> np.ndarray:
+    """bool ``[N + 1]``: the paper. Regions that touch the border and are near-white, and every
+    label in ``outside`` (the regions around the drawing, whatever color they were given)."""
     border = border_labels(labels)
     chroma = np.hypot(colors[:, 1], colors[:, 2])
     paper = np.zeros(len(colors), bool)
     paper[border] = (colors[border, 0] > PAPER_LIGHTNESS) & (chroma[border] < PAPER_CHROMA)
+    if outside is not None:
+        paper[outside] = True
     paper[0] = False
     return paper
 
@@ -143,7 +155,8 @@ def trap_open_shapes(labels: np.ndarray, sketch: np.ndarray, scale: int = 4) -> 
 
 
 def split_open_regions(prediction: np.ndarray, labels: np.ndarray, sketch: np.ndarray,
-                       min_share: float = 0.002, min_outline: float = 0.4) -> np.ndarray:
+                       min_share: float = 0.002, min_outline: float = 0.4, max_outside: float = 0.6,
+                       max_frame: float = 0.1) -> np.ndarray:
     """Split the regions that touch the border by the prediction's own paint.
 
     A drawing's shapes are often open toward the border (shoulders cut by the frame, a figure
@@ -152,8 +165,10 @@ def split_open_regions(prediction: np.ndarray, labels: np.ndarray, sketch: np.nd
     median filter against halos: lightness below 80 or chroma above 18), opened with the gap disc,
     form connected parts; a part becomes a region of its own when it covers at least
     ``min_share`` of the picture and at least ``min_outline`` of its rim lies on the drawing's
-    lines (a shape the lines almost enclose, not paint that leaked onto the paper). The rest stays
-    paper. Returns new labels."""
+    lines (a shape the lines almost enclose, not paint that leaked onto the paper), but at most
+    ``max_outside`` of its border region and ``max_frame`` of the picture's frame: paint that
+    covers the paper (a full-frame reference such as a flag makes the network paint the whole
+    background) is not a shape. The rest stays paper. Returns new labels."""
     border = border_labels(labels)
     r = gap_radius(labels.shape)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
@@ -162,26 +177,44 @@ def split_open_regions(prediction: np.ndarray, labels: np.ndarray, sketch: np.nd
     inked = cv2.morphologyEx((inked & np.isin(labels, border)).astype(np.uint8), cv2.MORPH_OPEN, disc)
     lines = cv2.dilate(line_mask(sketch).astype(np.uint8), disc).astype(bool)
     ring_disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * r + 3, 4 * r + 3))
+    pad = 2 * r + 1
+    padded_lines = np.pad(lines, pad)
     n, parts, stats, _ = cv2.connectedComponentsWithStats(inked, connectivity=4)
     out = labels.copy()
     next_label = int(labels.max()) + 1
+    frame = np.ones(labels.shape, bool)
+    frame[1:-1, 1:-1] = False
+    outside_area = np.bincount(labels[~line_mask(sketch)].ravel(), minlength=int(labels.max()) + 1)
     for k in range(1, n):
         if stats[k, cv2.CC_STAT_AREA] < min_share * labels.size:
             continue
         part = (parts == k).astype(np.uint8)
-        ring = cv2.dilate(part, ring_disc).astype(bool) & ~part.astype(bool)
-        if ring.any() and lines[ring].mean() >= min_outline:
+        home = np.bincount(labels[part.astype(bool)]).argmax()  # the border region it lies in
+        if (stats[k, cv2.CC_STAT_AREA] > max_outside * outside_area[home]
+                or part[frame].mean() > max_frame):
+            continue
+        # the rim is taken on a padded canvas, so that where paint runs into the frame its rim
+        # lies beyond the picture, on no line: paint over the background is not "enclosed"
+        padded = cv2.copyMakeBorder(part, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        ring = cv2.dilate(padded, ring_disc).astype(bool) & ~padded.astype(bool)
+        if ring.any() and padded_lines[ring].mean() >= min_outline:
             out[part.astype(bool)] = next_label
             next_label += 1
     return out
 
 
 def fill_regions(prediction: np.ndarray, sketch: np.ndarray, palette: np.ndarray | None = None,
-                 snap: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """-> (flat paint ``[H, W, 3]`` uint8 without lines, alpha ``[H, W]`` uint8: 0 on the paper)."""
-    labels = split_open_regions(prediction, trap_open_shapes(segment_regions(sketch), sketch), sketch)
+                 snap: float = 0.0, paint_background: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """-> (flat paint ``[H, W, 3]`` uint8 without lines, alpha ``[H, W]`` uint8: 0 on the paper).
+
+    The regions around the drawing (:func:`outside_labels`, less the open shapes split from
+    them) stay white paper, as line art is drawn on paper, unless
+    ``paint_background``: then they keep the network's color unless it is near-white (for
+    full-frame drawings whose outer regions are content, such as a sky)."""
+    trapped = trap_open_shapes(segment_regions(sketch), sketch)
+    labels = split_open_regions(prediction, trapped, sketch)
     colors = region_colors(prediction, labels)
-    paper = paper_regions(labels, colors)
+    paper = paper_regions(labels, colors, None if paint_background else outside_labels(trapped))
     if palette is not None:
         colors[~paper] = snap_to_palette(colors[~paper], palette, snap)
     colors[paper] = (100.0, 0.0, 0.0)
