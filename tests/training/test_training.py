@@ -13,7 +13,8 @@ from sketchcolor.data.datasets import ImageFolder, TripletStream
 from sketchcolor.models import Colorizer
 from sketchcolor.models.serialization import load_artifact, save_artifact
 from sketchcolor.training.checkpoint import list_checkpoints, load_trainer_state
-from sketchcolor.training.loop import fit, heldout_l1
+from sketchcolor.training.loop import fit
+from sketchcolor.training.validation import validate
 
 # On top of the tiny test model (conftest's small_config), so each run takes seconds on 2 cores.
 TRAIN = ["train.batch_size=4", "train.log_every=1", "train.image_every=1000"]
@@ -76,9 +77,9 @@ def test_real_tiny_training_lowers_heldout_l1(tmp_path: Path, sample_photos: lis
     val = TripletStream(ImageFolder(held_out, cfg.model.image_size, cfg.data), grid, seed=123, length=8)
     batches = list(DataLoader(val, batch_size=4))
     torch.manual_seed(cfg.train.seed)
-    before = heldout_l1(Colorizer(cfg.model), batches, torch.device("cpu"))  # the run's own initial weights
+    before = validate(Colorizer(cfg.model), batches, torch.device("cpu"), grid)["val_l1"]  # the run's own initial weights
     model_dir = fit(cfg, train_dir, tmp_path / "run", progress=False)
-    after = heldout_l1(load_artifact(model_dir)[0], batches, torch.device("cpu"))
+    after = validate(load_artifact(model_dir)[0], batches, torch.device("cpu"), grid)["val_l1"]
     assert after < 0.8 * before, (before, after)
     assert (tmp_path / "run" / "samples").is_dir() and any((tmp_path / "run" / "logs").iterdir())
 

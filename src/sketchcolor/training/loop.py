@@ -73,21 +73,6 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device) for k, v in batch.items()}
 
 
-@torch.no_grad()
-def heldout_l1(generator: torch.nn.Module, batches: list[dict[str, torch.Tensor]], device: torch.device) -> float:
-    """Mean L1 between G(sketch, reference) and target over fixed held-out batches."""
-    was_training = generator.training
-    generator.eval()
-    total, n = 0.0, 0
-    for b in batches:
-        b = _to(b, device)
-        out = generator(b["sketch"], b["reference"]).image
-        total += float((out - b["target"]).abs().mean()) * out.shape[0]
-        n += out.shape[0]
-    generator.train(was_training)
-    return total / max(n, 1)
-
-
 @dataclass
 class Models:
     """G, D, the EMA of G (None when off) and their optimizers."""
