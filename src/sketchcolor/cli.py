@@ -1,4 +1,4 @@
-"""Command line: ``sketchcolor colorize | train | info | demo``.
+"""Command line: ``sketchcolor colorize | train | info | export | demo`` (and the data/evaluation commands).
 
 Every failure the user can fix ends in one ``error: ...`` line and exit status 2.
 """
@@ -29,14 +29,17 @@ def _colorize_targets(args: argparse.Namespace, weights: Path, reference: Path, 
         return 0
     from sketchcolor.inference.pipeline import ColorizePipeline
 
-    pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
+    if args.backend == "onnxruntime":
+        pipe = ColorizePipeline.from_onnx(weights)
+    else:
+        pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
     # decoded once (and a bad reference fails before any work), not again for every sketch of a folder
     ref = load_image(reference)
     written = 0
     for t in tqdm(targets, desc="colorize", unit="img", disable=args.quiet or not folder):
         try:
             result = pipe.colorize(t.sketch, ref, extract_sketch=args.extract_sketch, fill=args.fill,
-                                   palette_snap=args.palette_snap)
+                                   palette_snap=args.palette_snap, paint_background=args.paint_background)
             save_image(result.image, t.output)
             if t.layer is not None:
                 save_image(result.color_layer, t.layer)
@@ -55,6 +58,12 @@ def _colorize(args: argparse.Namespace) -> int:
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     if not args.weights and not (weights / "config.json").is_file():
         raise SketchColorError("no --weights given and no shipped default weights found; train with `sketchcolor train` and pass --weights RUN/model")
+    if args.backend == "onnxruntime":
+        if args.device not in ("auto", "cpu"):
+            raise SketchColorError(f"--backend onnxruntime runs on the CPU; --device {args.device} needs --backend torch")
+        if not args.weights and not (weights / "model.onnx").is_file():
+            raise SketchColorError("--backend onnxruntime needs an ONNX model: `sketchcolor export --format onnx -o model.onnx`, "
+                                   "then --weights model.onnx")
     sketch, reference = Path(args.sketch), Path(args.reference)
     if not sketch.exists():
         raise SketchColorError(f"{sketch}: sketch not found")
@@ -85,6 +94,23 @@ def _colorize(args: argparse.Namespace) -> int:
         return 0 if written == len(files) else 1
     t = targets[0]
     print(f"wrote {t.output}" + (f" and {t.layer}" if t.layer is not None else ""))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from sketchcolor.outputs import output_lock, plan_file
+
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    if not args.weights and not (weights / "config.json").is_file():
+        raise SketchColorError("no --weights given and no shipped default weights found; pass --weights RUN/model")
+    # the artifact's folder and files are inputs: checked before the model loads (sketchcolor.outputs)
+    inputs = [("weights", weights), *(("weights file", f) for f in sorted(weights.glob("*")) if f.is_file())]
+    out = plan_file(args.output, inputs, args.overwrite, suffix=".onnx", default_name="model.onnx")
+    from sketchcolor.models.onnx_export import export_artifact
+
+    with output_lock([out]):
+        export_artifact(weights, out, opset=args.opset)
+    print(f"wrote {out}")
     return 0
 
 
@@ -215,18 +241,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true",
                    help="replace existing files in the -o / --color-layer folder, and allow -o to be the sketch folder "
                         "(input files are never replaced)")
-    c.add_argument("--weights", help="model folder (config.json + model.safetensors); default: shipped weights")
+    c.add_argument("--weights", help="model folder (config.json + model.safetensors); default: shipped weights. "
+                                     "With --backend onnxruntime: a .onnx file or a folder holding model.onnx")
     c.add_argument("--extract-sketch", action="store_true", help="turn a color/gray picture into line art first (XDoG)")
     c.add_argument("--fill", choices=["regions", "guided", "none"], default=None,
                    help="regions: flat color per line-art region (default for line art); guided: edge-aware "
                         "upsampling (default with --extract-sketch); none: the network's raw output")
     c.add_argument("--palette-snap", type=float, default=0.0, metavar="S",
                    help="pull each region's color toward the reference's nearest palette color, 0 (off) to 1")
+    c.add_argument("--paint-background", action="store_true",
+                   help="with --fill regions: paint the regions around the drawing too (full-frame drawings); "
+                        "by default they stay white paper")
     c.add_argument("--color-layer", metavar="OUT",
                    help="also write the paint alone, without lines, as a transparent PNG (a folder for a folder run)")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    c.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+                   help="torch (default), or onnxruntime on the CPU: --weights is then a .onnx file (or a folder "
+                        "holding model.onnx) made by `sketchcolor export`")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_colorize)
+
+    x = sub.add_parser("export", help="export the generator (SCFT attention inside) for deployment without Python")
+    x.add_argument("--format", choices=["onnx"], default="onnx", help="onnx (dynamic batch; the config in its metadata)")
+    x.add_argument("-o", "--output", required=True, help="a .onnx file, or a folder (gets model.onnx); never an input")
+    x.add_argument("--weights", help="model folder (config.json + model.safetensors); default: shipped weights")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing model.onnx in the -o folder")
+    x.add_argument("--opset", type=int, default=18, help="ONNX opset version (default 18)")
+    x.set_defaults(func=_export)
 
     t = sub.add_parser("train", help="train on a folder of color images (pairs are synthesised)")
     t.add_argument("--config", required=True, help="YAML recipe, e.g. configs/tiny.yaml")

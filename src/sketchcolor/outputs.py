@@ -135,6 +135,25 @@ def _single(raw: str, sketch: Path, inputs: Inputs, overwrite: bool, option: str
     return path
 
 
+def plan_file(raw: str, inputs: Inputs, overwrite: bool, suffix: str, default_name: str, option: str = "-o") -> Path:
+    """Where a non-image output goes (``export``'s ``.onnx`` file): ``raw`` names a file ending in
+    ``suffix`` (which may be replaced), or a folder that gets ``default_name`` (an existing one
+    replaced only with ``overwrite``); never one of ``inputs``. Raises :class:`SketchColorError`
+    with one line."""
+    if not raw.strip():
+        raise SketchColorError(f"{option} is empty: give a {suffix} file or a folder")
+    path, named = Path(raw), True
+    if _is_folder(raw):
+        if path.exists() and not path.is_dir():
+            raise SketchColorError(f"{path}: exists and is not a folder; name a {suffix} file or a folder")
+        path, named = path / default_name, False
+    if path.suffix.lower() != suffix:
+        raise SketchColorError(f"{path}: the output must be a {suffix} file")
+    if problem := _problem(path, inputs, named, overwrite, option):
+        raise SketchColorError(problem)
+    return path
+
+
 def plan_single(sketch: Path, reference: Path, output: str, layer: str | None, overwrite: bool) -> Target:
     """Where one sketch's results go: ``output`` (``-o``, a file or a folder) and ``layer``
     (``--color-layer``, a ``.png`` file or a folder, or None), both checked against the inputs and

@@ -16,6 +16,7 @@ from sketchcolor.config import Config
 from sketchcolor.data.io import ImageLike, Letterbox, letterbox, load_image, to_gray, to_tensor, to_uint8, unletterbox
 from sketchcolor.data.sketch import extract_sketch as extract_sketch_fn
 from sketchcolor.errors import SketchColorError
+from sketchcolor.inference.onnx_backend import OnnxColorizer
 from sketchcolor.inference.render import FILLS, Fill, fill_guided, fill_regions, lines_on, reference_palette
 from sketchcolor.device import pick_device
 from sketchcolor.models.generator import Colorizer
@@ -45,7 +46,7 @@ class ColorizePipeline:
     line art by the XDoG extractor the model was trained with.
     """
 
-    def __init__(self, model: Colorizer, config: Config, device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: Colorizer | OnnxColorizer, config: Config, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config = config
@@ -56,6 +57,13 @@ class ColorizePipeline:
         """Load ``folder/config.json`` + ``folder/model.safetensors``."""
         model, cfg, _ = load_artifact(folder)
         return cls(model, cfg, pick_device(device))
+
+    @classmethod
+    def from_onnx(cls, path: str | Path, threads: int | None = None) -> ColorizePipeline:
+        """Run an ONNX export with ONNX Runtime on the CPU in place of the torch model: ``path`` is
+        a ``.onnx`` file or a folder holding ``model.onnx``; the config comes from its metadata."""
+        model = OnnxColorizer(path, threads)
+        return cls(model, model.config, "cpu")
 
     def prepare_sketch(self, sketch: ImageLike, extract_sketch: bool = False) -> tuple[torch.Tensor, Letterbox]:
         """-> ``[1, 1, S, S]`` in [-1, 1] and where the drawing sits in it."""
@@ -72,14 +80,15 @@ class ColorizePipeline:
 
     @torch.no_grad()
     def colorize(self, sketch: ImageLike, reference: ImageLike, extract_sketch: bool = False,
-                 fill: Fill | None = None, palette_snap: float = 0.0) -> Colorization:
+                 fill: Fill | None = None, palette_snap: float = 0.0, paint_background: bool = False) -> Colorization:
         """Colorize and render at the sketch's own resolution.
 
         ``fill``: ``"regions"`` (flat color per line-art region, the default for line art),
         ``"guided"`` (edge-aware upsampling, the default with ``extract_sketch``, whose lines do
         not close), both with the drawing's lines multiplied on top, or ``"none"`` (the raw
         network output resized, as the network painted it). ``palette_snap`` in [0, 1]
-        pulls each region's color toward the reference's nearest palette color (regions only)."""
+        pulls each region's color toward the reference's nearest palette color (regions only).
+        The paper around the drawing stays white unless ``paint_background`` (regions only)."""
         fill = fill or ("guided" if extract_sketch else "regions")
         if fill not in FILLS:
             raise SketchColorError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
@@ -96,7 +105,7 @@ class ColorizePipeline:
         prediction = unletterbox(to_uint8(self.model(s, r).image[0]), box)
         if fill == "regions":
             palette = reference_palette(ref) if palette_snap > 0 else None
-            paint, alpha = fill_regions(prediction, line, palette, palette_snap)
+            paint, alpha = fill_regions(prediction, line, palette, palette_snap, paint_background)
         else:
             paint = prediction if fill == "none" else fill_guided(prediction, line)
             alpha = np.full(line.shape, 255, np.uint8)

@@ -89,8 +89,20 @@ def read_config(folder: str | Path) -> tuple[Config, dict[str, Any]]:
     if size > MAX_CONFIG_BYTES:
         raise CheckpointError(f"{path}: {size:,} bytes is over the limit of {MAX_CONFIG_BYTES:,} bytes for a config")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: str | Path) -> tuple[Config, dict[str, Any]]:
+    """Parse the text of a ``config.json`` (read from ``path``, or a copy of one, e.g. an ONNX
+    export's metadata) -> (Config, meta); every failure is one CheckpointError naming ``path``."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path}: {len(text):,} bytes is over the limit of {MAX_CONFIG_BYTES:,} bytes for a config")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
     except RecursionError:
         raise CheckpointError(f"{path}: not valid JSON (nested too deeply)") from None
