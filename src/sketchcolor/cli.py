@@ -18,42 +18,56 @@ from sketchcolor.shipped import shipped_path
 DEFAULT_WEIGHTS = shipped_path("weights/default")  # in the wheel, or the checkout's (editable install)
 
 
-def _colorize_targets(args: argparse.Namespace, weights: Path, reference: Path, targets: list, folder: bool) -> int:
-    """Colorize each planned target (sketchcolor.outputs.Target); returns how many were written.
-    In a folder run a bad sketch is one error line and the rest go on."""
-    from tqdm.auto import tqdm
-
-    from sketchcolor.data.io import load_image, save_image
-
+def _colorize_targets(args: argparse.Namespace, weights: Path, references: list[Path], targets: list, folder: bool,
+                      done: list | None = None, book_path: Path | None = None) -> int:
+    """Colorize each planned target (sketchcolor.outputs.Target) through
+    sketchcolor.inference.sequence (batched, the references encoded once, the color book, the
+    chain); returns how many were written. In a folder run a bad sketch is one error line and the
+    rest go on."""
     if not targets:
         return 0
+    from sketchcolor.inference.color_book import ColorBook
     from sketchcolor.inference.pipeline import ColorizePipeline
+    from sketchcolor.inference.sequence import SequenceOptions, colorize_sequence
 
     if args.backend == "onnxruntime":
         pipe = ColorizePipeline.from_onnx(weights)
     else:
         pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
-    # decoded once (and a bad reference fails before any work), not again for every sketch of a folder
-    ref = load_image(reference)
-    written = 0
-    for t in tqdm(targets, desc="colorize", unit="img", disable=args.quiet or not folder):
+    # decoded and encoded once (and a bad reference fails before any work), not again for every sketch
+    refs = pipe.encode_references(references)
+    book = None
+    if book_path is not None:
+        if book_path.is_file():
+            book = ColorBook.load(book_path)
+            book.check_references(refs.images, str(book_path))
+        else:
+            book = ColorBook.from_references(refs.images)
+    options = SequenceOptions(batch_size=args.batch_size, extract_sketch=args.extract_sketch, fill=args.fill,
+                              palette_snap=args.palette_snap, paint_background=args.paint_background, chain=args.chain)
+    return colorize_sequence(pipe, targets, refs, options, done=done or [], book=book, book_path=book_path,
+                             progress=folder and not args.quiet, folder=folder)
+
+
+def _check_done(done: list) -> tuple[list, list[str]]:
+    """The resumed frames whose outputs read as pictures, and one line for each that does not."""
+    from sketchcolor.data.io import load_image
+
+    ok, bad = [], []
+    for t in done:
         try:
-            result = pipe.colorize(t.sketch, ref, extract_sketch=args.extract_sketch, fill=args.fill,
-                                   palette_snap=args.palette_snap, paint_background=args.paint_background)
-            save_image(result.image, t.output)
-            if t.layer is not None:
-                save_image(result.color_layer, t.layer)
-            written += 1
+            for path in (t.output, t.layer):
+                if path is not None:
+                    load_image(path)
+            ok.append(t)
         except SketchColorError as e:
-            if not folder:
-                raise
-            print(f"error: {e}", file=sys.stderr)  # one bad file must not stop a folder
-    return written
+            bad.append(f"{e}; not replaced without --overwrite")
+    return ok, bad
 
 
 def _colorize(args: argparse.Namespace) -> int:
     from sketchcolor.formats import IMAGE_EXTENSIONS
-    from sketchcolor.outputs import output_lock, plan_folder, plan_single
+    from sketchcolor.outputs import output_lock, plan_file, plan_folder, plan_single
 
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     if not args.weights and not (weights / "config.json").is_file():
@@ -64,34 +78,53 @@ def _colorize(args: argparse.Namespace) -> int:
         if not args.weights and not (weights / "model.onnx").is_file():
             raise SketchColorError("--backend onnxruntime needs an ONNX model: `sketchcolor export --format onnx -o model.onnx`, "
                                    "then --weights model.onnx")
-    sketch, reference = Path(args.sketch), Path(args.reference)
+        if len(args.reference) > 1 or args.chain:
+            raise SketchColorError("--backend onnxruntime takes one reference (its graph has one reference input); "
+                                   "several references and --chain need --backend torch")
+    if args.batch_size < 1:
+        raise SketchColorError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.color_book is not None and (args.fill or ("guided" if args.extract_sketch else "regions")) != "regions":
+        raise SketchColorError("--color-book works on regions: use it with --fill regions")
+    sketch, references = Path(args.sketch), [Path(r) for r in args.reference]
     if not sketch.exists():
         raise SketchColorError(f"{sketch}: sketch not found")
     # every output path is checked against the inputs before the model loads (sketchcolor.outputs)
     folder = sketch.is_dir()
+    if not folder and (args.resume or args.chain):
+        raise SketchColorError(f"{sketch}: --resume and --chain are for a folder of frames; --sketch names one file")
+    done: list = []
     if folder:
         files = sorted(p for p in sketch.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise SketchColorError(f"{sketch}: no images in folder")
-        plan = plan_folder(sketch, files, reference, args.output, args.color_layer, args.overwrite)
+        plan = plan_folder(sketch, files, references, args.output, args.color_layer, args.overwrite, resume=args.resume)
         for line in plan.renamed:
             print(f"note: {line}", file=sys.stderr)
-        for line in plan.refused:  # one line per sketch whose output would replace a file
+        done, unreadable = _check_done(plan.done)
+        for line in plan.refused + unreadable:  # one line per sketch whose output would replace a file
             print(f"error: {line}", file=sys.stderr)
         targets = plan.targets
     else:
-        targets = [plan_single(sketch, reference, args.output, args.color_layer, args.overwrite)]
+        targets = [plan_single(sketch, references, args.output, args.color_layer, args.overwrite)]
         files = [sketch]
+    book_path = None
+    if args.color_book is not None:  # read if it exists, then updated: never one of the inputs
+        inputs = [*(("sketch", f) for f in files), *(("reference", r) for r in references)]
+        book_path = plan_file(args.color_book, inputs, True, suffix=".json", default_name="color_book.json",
+                              option="--color-book")
     # a second colorize writing the same output (a file, or a folder run's folder) fails at once
     if folder:
         locked = [Path(args.output)] + ([Path(args.color_layer)] if args.color_layer else [])
     else:
         locked = [p for t in targets for p in (t.output, t.layer) if p is not None]
+    if book_path is not None:
+        locked.append(book_path)
     with output_lock(locked if targets else []):
-        written = _colorize_targets(args, weights, reference, targets, folder)
+        written = _colorize_targets(args, weights, references, targets, folder, done, book_path)
     if folder:
-        print(f"colorized {written} of {len(files)} sketches into {Path(args.output)}")
-        return 0 if written == len(files) else 1
+        skipped = f" ({len(done)} already done)" if done else ""
+        print(f"colorized {written} of {len(files)} sketches into {Path(args.output)}{skipped}")
+        return 0 if written + len(done) == len(files) else 1
     t = targets[0]
     print(f"wrote {t.output}" + (f" and {t.layer}" if t.layer is not None else ""))
     return 0
@@ -235,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("colorize", help="paint a sketch (or a folder of sketches) in a reference's colors")
     c.add_argument("--sketch", required=True, help="line drawing, or a folder of them")
-    c.add_argument("--reference", required=True, help="color picture whose colors to use")
+    c.add_argument("--reference", required=True, nargs="+", metavar="REFERENCE",
+                   help="color picture whose colors to use; several (a character sheet, views of one character): "
+                        "the attention runs over all of their cells together")
     c.add_argument("-o", "--output", required=True,
                    help="output file (.png, .jpg, .webp, .bmp, .tif) or folder; never an input file")
     c.add_argument("--overwrite", action="store_true",
@@ -254,6 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "by default they stay white paper")
     c.add_argument("--color-layer", metavar="OUT",
                    help="also write the paint alone, without lines, as a transparent PNG (a folder for a folder run)")
+    c.add_argument("--batch-size", type=int, default=8, metavar="N",
+                   help="frames per forward pass in a folder run (default 8); the references are encoded once")
+    c.add_argument("--resume", action="store_true",
+                   help="folder run started again: skip the frames whose outputs already exist (written atomically, "
+                        "so whole) instead of refusing them; the rest are colorized")
+    c.add_argument("--color-book", metavar="FILE.json",
+                   help="per-character memory of region colors (plain JSON): made if missing, else reused, and "
+                        "updated; each frame's regions are snapped to the colors the first frames gave their "
+                        "matched reference areas (--fill regions)")
+    c.add_argument("--chain", action="store_true",
+                   help="animation: colorize frame t with the references and the colorized frame t-1 "
+                        "(frames one at a time, in natural name order)")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda")
     c.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
                    help="torch (default), or onnxruntime on the CPU: --weights is then a .onnx file (or a folder "

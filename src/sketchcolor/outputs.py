@@ -46,11 +46,13 @@ class Target:
 
 @dataclass
 class FolderPlan:
-    """A folder run: the sketches to colorize, one line per sketch refused, one per renamed output."""
+    """A folder run: the sketches to colorize, one line per sketch refused, one per renamed output;
+    with ``resume``, the sketches whose outputs already exist (``done``: skipped, not refused)."""
 
     targets: list[Target] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     renamed: list[str] = field(default_factory=list)
+    done: list[Target] = field(default_factory=list)
 
 
 def check_output_extension(path: Path) -> None:
@@ -154,11 +156,17 @@ def plan_file(raw: str, inputs: Inputs, overwrite: bool, suffix: str, default_na
     return path
 
 
-def plan_single(sketch: Path, reference: Path, output: str, layer: str | None, overwrite: bool) -> Target:
+def _references(reference: Path | Sequence[Path]) -> list[tuple[str, Path]]:
+    refs = [reference] if isinstance(reference, (str, os.PathLike)) else list(reference)
+    return [("reference", Path(r)) for r in refs]
+
+
+def plan_single(sketch: Path, reference: Path | Sequence[Path], output: str, layer: str | None, overwrite: bool) -> Target:
     """Where one sketch's results go: ``output`` (``-o``, a file or a folder) and ``layer``
-    (``--color-layer``, a ``.png`` file or a folder, or None), both checked against the inputs and
-    against each other. Raises :class:`SketchColorError` with one line."""
-    inputs = [("sketch", sketch), ("reference", reference)]
+    (``--color-layer``, a ``.png`` file or a folder, or None), both checked against the inputs
+    (the sketch, the reference or references) and against each other. Raises
+    :class:`SketchColorError` with one line."""
+    inputs = [("sketch", sketch), *_references(reference)]
     out = _single(output, sketch, inputs, overwrite, "-o")
     if layer is None:
         return Target(sketch, out)
@@ -183,26 +191,38 @@ def _folder(raw: str, sketches: Path, overwrite: bool, option: str) -> Path:
     return path
 
 
-def plan_folder(sketches: Path, files: Sequence[Path], reference: Path, output: str, layer: str | None,
-                overwrite: bool) -> FolderPlan:
+def plan_folder(sketches: Path, files: Sequence[Path], reference: Path | Sequence[Path], output: str,
+                layer: str | None, overwrite: bool, resume: bool = False) -> FolderPlan:
     """Where each of ``files`` (the pictures of the folder ``sketches``) has its results written:
     ``output`` / NAME and ``layer`` / NAME (:func:`output_names`). A folder-wide problem raises
     :class:`SketchColorError`; a sketch whose output is an input, or an existing file without
-    ``overwrite``, is refused alone (one line in :attr:`FolderPlan.refused`)."""
+    ``overwrite``, is refused alone (one line in :attr:`FolderPlan.refused`).
+
+    With ``resume`` (an interrupted run started again), a sketch whose output exists (and its
+    color layer, when one is asked for) is done: it goes to :attr:`FolderPlan.done`, not redone.
+    Its output was written atomically, so it is whole; whether it reads as a picture is the
+    caller's check. A sketch whose output is missing is redone, and its color layer, left by
+    the interrupted run (the layer is written first), may be replaced."""
     out = _folder(output, sketches, overwrite, "-o")
     lay = _folder(layer, sketches, overwrite, "--color-layer") if layer is not None else None
     if lay is not None and same_file(lay, out):
         raise SketchColorError(f"{lay}: is also the -o folder; the color layers need a folder of their own")
     names, renamed = output_names(files)
-    inputs = [*(("sketch", f) for f in files), ("reference", reference)]
+    inputs = [*(("sketch", f) for f in files), *_references(reference)]
     plan = FolderPlan(renamed=[f"{f}: written as {out / name}, since {names[other]} is {other.name}'s output"
                                for f, name, other in renamed])
     for f in files:
         dst = out / names[f]
         layer_dst = lay / names[f] if lay is not None else None
+        resumed = resume and not os.path.lexists(dst)  # an unfinished frame: its layer may be redone
         problem = _problem(dst, inputs, False, overwrite, "-o") or (
-            _problem(layer_dst, inputs, False, overwrite, "--color-layer") if layer_dst is not None else None)
-        if problem:
+            _problem(layer_dst, inputs, False, overwrite or resumed, "--color-layer") if layer_dst is not None else None)
+        finished = resume and os.path.isfile(dst) and (layer_dst is None or os.path.isfile(layer_dst))
+        is_input = _problem(dst, inputs, False, True, "-o") or (
+            _problem(layer_dst, inputs, False, True, "--color-layer") if layer_dst is not None else None)
+        if finished and not is_input:
+            plan.done.append(Target(f, dst, layer_dst))
+        elif problem:
             plan.refused.append(problem)
         else:
             plan.targets.append(Target(f, dst, layer_dst))

@@ -6,7 +6,8 @@ letterboxing to the model's size and back, optional sketch extraction) lives in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,11 @@ from sketchcolor.config import Config
 from sketchcolor.data.io import ImageLike, Letterbox, letterbox, load_image, to_gray, to_tensor, to_uint8, unletterbox
 from sketchcolor.data.sketch import extract_sketch as extract_sketch_fn
 from sketchcolor.errors import SketchColorError
+from sketchcolor.inference.color_book import ColorBook
 from sketchcolor.inference.onnx_backend import OnnxColorizer
 from sketchcolor.inference.render import FILLS, Fill, fill_guided, fill_regions, lines_on, reference_palette
 from sketchcolor.device import pick_device
-from sketchcolor.models.generator import Colorizer
+from sketchcolor.models.generator import Colorizer, ColorizerOutput, ReferenceFeatures, concat_features, reference_cells
 from sketchcolor.models.serialization import load_artifact
 
 
@@ -35,6 +37,53 @@ class Colorization:
     prediction: np.ndarray
     line: np.ndarray
     fill: str
+
+
+@dataclass
+class References:
+    """One or more references prepared once for many sketches (:meth:`ColorizePipeline.encode_references`).
+
+    ``images``: the decoded pictures (uint8 ``[H, W, 3]``); ``tensors``: ``[1, 3, S, S]`` each,
+    letterboxed; ``features``: the model's reference side computed once (E_r + SCFT keys and
+    values, :class:`~sketchcolor.models.generator.ReferenceFeatures`), or None where it is
+    recomputed for every batch (``cache=False``, or the ONNX backend, whose graph takes the
+    picture); ``palette_images``: the pictures palette snapping and the color book take their
+    colors from (the original references; a chained frame is not among them)."""
+
+    images: list[np.ndarray]
+    tensors: list[torch.Tensor]
+    features: ReferenceFeatures | None
+    palette_images: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def palette(self) -> np.ndarray:
+        """The original references' main colors (Lab ``[k, 3]``), k-means over all their pixels."""
+        if not hasattr(self, "_palette"):
+            pixels = np.concatenate([im.reshape(-1, 1, 3) for im in self.palette_images], axis=0)
+            self._palette = reference_palette(pixels)
+        return self._palette
+
+    def plus(self, other: References) -> References:
+        """These references and ``other``'s (appended: one attention over all their cells); the
+        palette stays these references'."""
+        features = None
+        if self.features is not None and other.features is not None:
+            features = concat_features([self.features, other.features])
+        return References(images=self.images + other.images, tensors=self.tensors + other.tensors,
+                          features=features, palette_images=self.palette_images)
+
+
+@dataclass
+class Frame:
+    """A sketch made ready for the model: ``small`` ``[1, S, S]`` in [-1, 1] (the letterboxed
+    line art), ``box`` where the drawing sits in it, ``line`` uint8 ``[H, W]`` the full-size lines
+    laid on top of the paint."""
+
+    small: torch.Tensor
+    box: Letterbox
+    line: np.ndarray
 
 
 class ColorizePipeline:
@@ -112,6 +161,87 @@ class ColorizePipeline:
         image = prediction if fill == "none" else lines_on(paint, line)
         return Colorization(image=image, color_layer=np.dstack([paint, alpha]), prediction=prediction, line=line,
                             fill=fill)
+
+    def encode_references(self, references: ImageLike | Sequence[ImageLike], cache: bool = True) -> References:
+        """Decode and letterbox one reference or several, and with ``cache`` (the torch backend)
+        run the model's reference side once (:meth:`Colorizer.encode_reference`): every sketch
+        colorized with the result reuses those keys and values. Several references make one
+        attention over all their cells."""
+        refs = list(references) if isinstance(references, (list, tuple)) else [references]
+        if not refs:
+            raise SketchColorError("no reference given")
+        images = [load_image(r) for r in refs]
+        tensors = [self.prepare_reference(im) for im in images]
+        if isinstance(self.model, OnnxColorizer) and len(tensors) > 1:
+            raise SketchColorError("the onnxruntime backend takes one reference (its graph has one reference input); "
+                                   "use --backend torch for several")
+        features = None
+        if cache and isinstance(self.model, Colorizer):
+            with torch.no_grad():
+                features = self.model.encode_reference(tensors)
+        return References(images=images, tensors=tensors, features=features, palette_images=images)
+
+    def load_frame(self, sketch: ImageLike, extract_sketch: bool = False) -> Frame:
+        """Read a sketch and letterbox it to the model's size (as :meth:`colorize` does)."""
+        rgb = load_image(sketch)
+        boxed, box = letterbox(rgb, self.size)
+        small = extract_sketch_fn(boxed, self.config.data) if extract_sketch else to_gray(boxed)
+        line = extract_sketch_fn(rgb, self.config.data) if extract_sketch else to_gray(rgb)
+        return Frame(small=to_tensor(small), box=box, line=line)
+
+    @torch.no_grad()
+    def predict(self, sketches: torch.Tensor, references: References) -> ColorizerOutput:
+        """The network on a batch ``[B, 1, S, S]``: with cached reference features when
+        ``references`` has them, else with the reference pictures (encoded anew)."""
+        sketches = sketches.to(self.device)
+        if references.features is not None:
+            return self.model(sketches, cached=references.features)
+        b = sketches.shape[0]
+        tensors = [t.expand(b, -1, -1, -1) for t in references.tensors]
+        return self.model(sketches, tensors[0] if len(tensors) == 1 else tensors)
+
+    def reference_cell_colors(self, references: References) -> np.ndarray:
+        """uint8 ``[M, 3]``: the color of every reference cell, in the attention's column order."""
+        grid = (self.size // self.config.model.feature_stride,) * 2
+        cells = torch.cat([reference_cells(t, grid)[0] for t in references.tensors])
+        return np.clip(np.round((cells.cpu().numpy() + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+    @torch.no_grad()
+    def colorize_frames(self, frames: Sequence[Frame], references: References, fill: Fill = "regions",
+                        palette_snap: float = 0.0, paint_background: bool = False,
+                        book: ColorBook | None = None) -> list[Colorization]:
+        """Colorize a batch of prepared sketches (:meth:`load_frame`) with prepared references
+        (:meth:`encode_references`): one forward pass for the batch, then each frame rendered as
+        :meth:`colorize` does. ``book`` (regions only): the frames' regions are matched to the
+        book's reference colors through the attention and snapped to the colors the book holds
+        (learning them from the first frames), in the frames' order."""
+        if fill not in FILLS:
+            raise SketchColorError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+        if book is not None and fill != "regions":
+            raise SketchColorError("a color book works on regions: use it with --fill regions")
+        if not frames:
+            return []
+        out = self.predict(torch.stack([f.small for f in frames]), references)
+        palette = references.palette() if fill == "regions" and palette_snap > 0 else None
+        cell_colors = self.reference_cell_colors(references) if book is not None and out.attention is not None else None
+        results = []
+        for i, frame in enumerate(frames):
+            prediction = unletterbox(to_uint8(out.image[i]), frame.box)
+            if fill == "regions":
+                paint, alpha = fill_regions(prediction, frame.line, palette, palette_snap, paint_background)
+                if book is not None:
+                    probs = None
+                    if cell_colors is not None:
+                        probs = book.entry_probabilities(out.attention[i].float().cpu().numpy(), cell_colors,
+                                                         self.size // self.config.model.feature_stride, frame.box)
+                    paint = book.apply(paint, alpha, probs)
+            else:
+                paint = prediction if fill == "none" else fill_guided(prediction, frame.line)
+                alpha = np.full(frame.line.shape, 255, np.uint8)
+            image = prediction if fill == "none" else lines_on(paint, frame.line)
+            results.append(Colorization(image=image, color_layer=np.dstack([paint, alpha]), prediction=prediction,
+                                        line=frame.line, fill=fill))
+        return results
 
     def __call__(self, sketch: ImageLike, reference: ImageLike, extract_sketch: bool = False,
                  fill: Fill | None = None, palette_snap: float = 0.0) -> np.ndarray:

@@ -52,12 +52,27 @@ class SCFT(nn.Module):
         positive and the sampled negative keys instead of the whole matrix."""
         return torch.bmm(query, key.transpose(1, 2)) * self.scale
 
-    def forward(self, v_s: torch.Tensor, v_r: torch.Tensor) -> SCFTOutput:
-        assert v_s.dim() == 4 and v_r.dim() == 4 and v_s.shape[1] == v_r.shape[1], (tuple(v_s.shape), tuple(v_r.shape))
+    def project_reference(self, v_r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reference's half of the attention, which does not depend on the sketch:
+        ``v_r [B, k, h_r, w_r]`` -> keys ``[B, hw_r, d]``, values ``[B, hw_r, k]``. Done once, it
+        serves any number of sketches (:meth:`attend`); several references' keys and values
+        concatenated along the cell axis make one attention over all their cells."""
+        assert v_r.dim() == 4, tuple(v_r.shape)
+        tr = to_tokens(v_r)
+        return self.key(tr), self.value(tr)
+
+    def attend(self, v_s: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> SCFTOutput:
+        """The sketch's half: ``v_s [B, k, h, w]`` attends over ``key [B, M, d]`` / ``value [B, M, k]``."""
+        assert v_s.dim() == 4 and value.shape[-1] == v_s.shape[1] and key.shape[:2] == value.shape[:2], (
+            tuple(v_s.shape), tuple(key.shape), tuple(value.shape))
         b, k, h, w = v_s.shape
-        ts, tr = to_tokens(v_s), to_tokens(v_r)
-        q, key, val = self.query(ts), self.key(tr), self.value(tr)
+        ts = to_tokens(v_s)
+        q = self.query(ts)
         attn = torch.softmax(self.similarity(q, key), dim=-1)  # scaled *before* the softmax
-        transferred = torch.bmm(attn, val)  # [B, hw_s, k]
+        transferred = torch.bmm(attn, value)  # [B, hw_s, k]
         fused = (ts + transferred).transpose(1, 2).reshape(b, k, h, w)
         return SCFTOutput(fused=fused, attention=attn, query=q, key=key)
+
+    def forward(self, v_s: torch.Tensor, v_r: torch.Tensor) -> SCFTOutput:
+        assert v_s.dim() == 4 and v_r.dim() == 4 and v_s.shape[1] == v_r.shape[1], (tuple(v_s.shape), tuple(v_r.shape))
+        return self.attend(v_s, *self.project_reference(v_r))
