@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,19 +36,8 @@ from sketchcolor.models.onnx_export import export_artifact
 from sketchcolor.models.serialization import load_artifact, save_artifact
 from sketchcolor.shipped import shipped_path
 
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+# run as a script, so bench/ is on sys.path: one CPU-name reader and logger for the benches
+from bench_speed import cpu_model, log  # noqa: E402
 
 
 def median_ms(fn: Callable[[], Any], warmup: int, runs: int) -> float:

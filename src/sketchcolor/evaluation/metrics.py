@@ -146,6 +146,18 @@ def line_darkness(rgb: np.ndarray, size: int = 7) -> np.ndarray:
     return cv2.morphologyEx(lum, cv2.MORPH_BLACKHAT, np.ones((size, size), np.uint8))
 
 
+def _share_of_lines(output: np.ndarray, sketch: np.ndarray, threshold: int,
+                    kept: Callable[[], np.ndarray]) -> float:
+    """Share of the sketch's line pixels where ``kept()`` (bool ``[H, W]``, computed only when
+    the sketch has lines) is True; ``nan`` when it has none."""
+    _check_rgb(output, "output")
+    _check_sketch(sketch, output.shape)
+    lines = line_mask(sketch, threshold)
+    if not lines.any():
+        return float("nan")
+    return float(kept()[lines].mean())
+
+
 def lines_kept(output: np.ndarray, sketch: np.ndarray, threshold: int = LINE_THRESHOLD) -> float:
     """Share of the sketch's line pixels (darker than ``threshold``) that are still dark in
     ``output``: luminance below the same ``threshold``. A rendering that lays the drawing's lines
@@ -153,12 +165,7 @@ def lines_kept(output: np.ndarray, sketch: np.ndarray, threshold: int = LINE_THR
     lines gray. Absolute, so a line on very dark paint counts as kept even where it cannot be
     seen: :func:`line_preservation` (contrast against the paint around it) measures that.
     ``nan`` when the sketch has no lines."""
-    _check_rgb(output, "output")
-    _check_sketch(sketch, output.shape)
-    lines = line_mask(sketch, threshold)
-    if not lines.any():
-        return float("nan")
-    return float((to_gray(output)[lines] < threshold).mean())
+    return _share_of_lines(output, sketch, threshold, lambda: to_gray(output) < threshold)
 
 
 def line_preservation(output: np.ndarray, sketch: np.ndarray, contrast: int = 24, size: int = 7,
@@ -167,12 +174,7 @@ def line_preservation(output: np.ndarray, sketch: np.ndarray, contrast: int = 24
     ``contrast`` luminance levels darker than the paint around them (black top-hat, see
     :func:`line_darkness`). Relative, so a line on dark paint is judged against that paint.
     ``nan`` when the sketch has no lines."""
-    _check_rgb(output, "output")
-    _check_sketch(sketch, output.shape)
-    lines = line_mask(sketch, threshold)
-    if not lines.any():
-        return float("nan")
-    return float((line_darkness(output, size)[lines] >= contrast).mean())
+    return _share_of_lines(output, sketch, threshold, lambda: line_darkness(output, size) >= contrast)
 
 
 def edge_correlation(output: np.ndarray, sketch: np.ndarray, size: int = 7) -> float:
