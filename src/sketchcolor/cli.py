@@ -1,4 +1,4 @@
-"""Command line: ``sketchcolor colorize | train | info | export | demo`` (and the data/evaluation commands).
+"""Command line: ``sketchcolor colorize | app | train | info | export | demo`` (and the data/evaluation commands).
 
 Every failure the user can fix ends in one ``error: ...`` line and exit status 2.
 """
@@ -44,7 +44,8 @@ def _colorize_targets(args: argparse.Namespace, weights: Path, references: list[
         else:
             book = ColorBook.from_references(refs.images)
     options = SequenceOptions(batch_size=args.batch_size, extract_sketch=args.extract_sketch, fill=args.fill,
-                              palette_snap=args.palette_snap, paint_background=args.paint_background, chain=args.chain)
+                              palette_snap=args.palette_snap, paint_background=args.paint_background, chain=args.chain,
+                              fixes=args.fixes)
     return colorize_sequence(pipe, targets, refs, options, done=done or [], book=book, book_path=book_path,
                              progress=folder and not args.quiet, folder=folder)
 
@@ -83,8 +84,18 @@ def _colorize(args: argparse.Namespace) -> int:
                                    "several references and --chain need --backend torch")
     if args.batch_size < 1:
         raise SketchColorError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.color_book is not None and (args.fill or ("guided" if args.extract_sketch else "regions")) != "regions":
+    fill = args.fill or ("guided" if args.extract_sketch else "regions")
+    if args.color_book is not None and fill != "regions":
         raise SketchColorError("--color-book works on regions: use it with --fill regions")
+    if args.fixes is not None:
+        from sketchcolor.inference.fixes import Fixes
+
+        args.fixes = Fixes.load(args.fixes)  # a bad file fails here, before any work
+        if args.fixes.recolors and fill != "regions":
+            raise SketchColorError("--fixes holds recolors, which paint regions: use it with --fill regions")
+        if args.fixes.hints and args.backend == "onnxruntime":
+            raise SketchColorError("--fixes holds correspondence hints, which need --backend torch "
+                                   "(the ONNX graph has no hint input)")
     sketch, references = Path(args.sketch), [Path(r) for r in args.reference]
     if not sketch.exists():
         raise SketchColorError(f"{sketch}: sketch not found")
@@ -182,6 +193,21 @@ def _demo(args: argparse.Namespace) -> int:
     grid = run_demo(Path(args.out), weights=Path(args.weights) if args.weights else None, train_tiny=args.train_tiny,
                     steps=args.steps, progress=not args.quiet)
     print(f"wrote {grid}")
+    return 0
+
+
+def _app(args: argparse.Namespace) -> int:
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    if not (weights / "config.json").is_file():
+        raise SketchColorError(f"{weights}: no model folder (config.json + model.safetensors); pass --weights")
+    if not 1 <= args.port <= 65535:
+        raise SketchColorError(f"--port must lie in 1-65535, got {args.port}")
+    try:
+        from sketchcolor.app.ui import serve
+    except ImportError as e:
+        raise SketchColorError(f"the web app needs the 'app' extra: pip install 'sketchcolor[app]' ({e})") from None
+    serve(weights, host=args.host, port=args.port, device=args.device, examples=shipped_path("examples"),
+          open_browser=args.open)
     return 0
 
 
@@ -301,12 +327,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--chain", action="store_true",
                    help="animation: colorize frame t with the references and the colorized frame t-1 "
                         "(frames one at a time, in natural name order)")
+    c.add_argument("--fixes", metavar="FILE.json",
+                   help="apply a user's fixes saved by the web app (`sketchcolor app`): correspondence hints "
+                        "(imposed on the attention) and region recolors, points relative to the picture's size")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda")
     c.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
                    help="torch (default), or onnxruntime on the CPU: --weights is then a .onnx file (or a folder "
                         "holding model.onnx) made by `sketchcolor export`")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_colorize)
+
+    ap = sub.add_parser("app", help="the web app: colorize in a browser, see where each color came from, fix it with a click")
+    ap.add_argument("--weights", help="model folder (default: shipped weights)")
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to serve on (default 127.0.0.1, this machine only; another address exposes the "
+                         "app, without authentication, to whoever can reach it)")
+    ap.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--open", action="store_true", help="open the page in a browser")
+    ap.set_defaults(func=_app)
 
     x = sub.add_parser("export", help="export the generator (SCFT attention inside) for deployment without Python")
     x.add_argument("--format", choices=["onnx"], default="onnx", help="onnx (dynamic batch; the config in its metadata)")

@@ -6,23 +6,64 @@ letterboxing to the model's size and back, optional sketch extraction) lives in 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sketchcolor.config import Config
+from sketchcolor.config import Config, DataConfig
 from sketchcolor.data.io import ImageLike, Letterbox, letterbox, load_image, to_gray, to_tensor, to_uint8, unletterbox
 from sketchcolor.data.sketch import extract_sketch as extract_sketch_fn
 from sketchcolor.errors import SketchColorError
 from sketchcolor.inference.color_book import ColorBook
 from sketchcolor.inference.onnx_backend import OnnxColorizer
-from sketchcolor.inference.render import FILLS, Fill, fill_guided, fill_regions, lines_on, reference_palette
+from sketchcolor.inference.fixes import Fixes, Recolor, hint_bias
+from sketchcolor.inference.render import (
+    FILLS,
+    Fill,
+    RegionFill,
+    fill_guided,
+    lines_on,
+    reference_palette,
+    region_fill,
+    sketch_regions,
+)
 from sketchcolor.device import pick_device
 from sketchcolor.models.generator import Colorizer, ColorizerOutput, ReferenceFeatures, concat_features, reference_cells
 from sketchcolor.models.serialization import load_artifact
+
+
+def recolor(paint: np.ndarray, alpha: np.ndarray, regions: RegionFill, fixes: Fixes) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``fixes.recolors`` in order to a rendered paint ``[H, W, 3]`` / alpha ``[H, W]``: the
+    region under each point (``regions``' labels) painted in its color, made opaque. ``regions``
+    records the new colors (:meth:`RegionFill.recolor`)."""
+    paint, alpha = paint.copy(), alpha.copy()
+    h, w = regions.labels.shape
+    for r in fixes.recolors:
+        label = regions.label_at(round(r.point[0] * (w - 1)), round(r.point[1] * (h - 1)))
+        regions.recolor(label, r.color)
+        mask = regions.labels == label
+        paint[mask] = r.color
+        alpha[mask] = 255
+    return paint, alpha
+
+
+XDOG_PARAMETERS = ("sigma", "k", "sharpen", "epsilon", "phi")  # DataConfig.xdog_* (data/sketch.py)
+
+
+def apply_recolors(result: Colorization, recolors: Sequence[Recolor]) -> Colorization:
+    """``result`` (regions fill) with ``recolors`` painted, as a new Colorization (``result`` is
+    not changed): no model run, for a user's recolors on a result already computed."""
+    if result.regions is None:
+        raise SketchColorError("recolors paint regions: use them with --fill regions")
+    regions = RegionFill(labels=result.regions.labels, colors=result.regions.colors.copy(),
+                         paper=result.regions.paper.copy())
+    paint, alpha = recolor(result.color_layer[..., :3], result.color_layer[..., 3], regions, Fixes(recolors=list(recolors)))
+    return dataclasses.replace(result, image=lines_on(paint, result.line), color_layer=np.dstack([paint, alpha]),
+                               regions=regions)
 
 
 @dataclass
@@ -37,6 +78,14 @@ class Colorization:
     prediction: np.ndarray
     line: np.ndarray
     fill: str
+    # for inspection and fixes (the web app): the regions and their colors (``regions`` fill only),
+    # SCFT's attention ``[hw, M]`` float32 of this sketch (None for concatenation models), where
+    # the sketch sits in the model's square, the feature grids of the sketch and of each reference
+    regions: RegionFill | None = None
+    attention: np.ndarray | None = None
+    box: Letterbox | None = None
+    grid: tuple[int, int] | None = None
+    reference_grids: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -54,6 +103,7 @@ class References:
     tensors: list[torch.Tensor]
     features: ReferenceFeatures | None
     palette_images: list[np.ndarray] = field(default_factory=list)
+    boxes: list[Letterbox] = field(default_factory=list)  # where each picture sits in its tensor
 
     def __len__(self) -> int:
         return len(self.tensors)
@@ -72,7 +122,7 @@ class References:
         if self.features is not None and other.features is not None:
             features = concat_features([self.features, other.features])
         return References(images=self.images + other.images, tensors=self.tensors + other.tensors,
-                          features=features, palette_images=self.palette_images)
+                          features=features, palette_images=self.palette_images, boxes=self.boxes + other.boxes)
 
 
 @dataclass
@@ -84,6 +134,7 @@ class Frame:
     small: torch.Tensor
     box: Letterbox
     line: np.ndarray
+    regions: np.ndarray | None = None  # render.sketch_regions(line), computed on first use and kept
 
 
 class ColorizePipeline:
@@ -129,7 +180,8 @@ class ColorizePipeline:
 
     @torch.no_grad()
     def colorize(self, sketch: ImageLike, reference: ImageLike, extract_sketch: bool = False,
-                 fill: Fill | None = None, palette_snap: float = 0.0, paint_background: bool = False) -> Colorization:
+                 fill: Fill | None = None, palette_snap: float = 0.0, paint_background: bool = False,
+                 fixes: Fixes | None = None, xdog: Mapping[str, float] | None = None) -> Colorization:
         """Colorize and render at the sketch's own resolution.
 
         ``fill``: ``"regions"`` (flat color per line-art region, the default for line art),
@@ -137,30 +189,27 @@ class ColorizePipeline:
         not close), both with the drawing's lines multiplied on top, or ``"none"`` (the raw
         network output resized, as the network painted it). ``palette_snap`` in [0, 1]
         pulls each region's color toward the reference's nearest palette color (regions only).
-        The paper around the drawing stays white unless ``paint_background`` (regions only)."""
-        fill = fill or ("guided" if extract_sketch else "regions")
+        The paper around the drawing stays white unless ``paint_background`` (regions only).
+        ``fixes``: a user's correspondence hints (imposed on SCFT's attention) and recolors
+        (regions painted after the model; regions fill only). ``xdog``: the extractor's
+        parameters where they differ from the artifact's (with ``extract_sketch``)."""
+        fill = self._check_fill(fill or ("guided" if extract_sketch else "regions"), palette_snap, fixes)
+        frame = self.load_frame(sketch, extract_sketch, xdog)
+        return self.colorize_frames([frame], self.encode_references(reference, cache=False), fill=fill,
+                                    palette_snap=palette_snap, paint_background=paint_background, fixes=fixes)[0]
+
+    def _check_fill(self, fill: str, palette_snap: float, fixes: Fixes | None) -> Fill:
         if fill not in FILLS:
             raise SketchColorError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
         if not 0.0 <= palette_snap <= 1.0:
             raise SketchColorError(f"palette snapping strength must lie in [0, 1], got {palette_snap}")
-        rgb = load_image(sketch)
-        ref = load_image(reference)
-        boxed, box = letterbox(rgb, self.size)
-        small = extract_sketch_fn(boxed, self.config.data) if extract_sketch else to_gray(boxed)
-        # the lines laid on top: the drawing's own at full size (extracted at full size for pictures)
-        line = extract_sketch_fn(rgb, self.config.data) if extract_sketch else to_gray(rgb)
-        s = to_tensor(small)[None].to(self.device)
-        r = self.prepare_reference(ref)
-        prediction = unletterbox(to_uint8(self.model(s, r).image[0]), box)
-        if fill == "regions":
-            palette = reference_palette(ref) if palette_snap > 0 else None
-            paint, alpha = fill_regions(prediction, line, palette, palette_snap, paint_background)
-        else:
-            paint = prediction if fill == "none" else fill_guided(prediction, line)
-            alpha = np.full(line.shape, 255, np.uint8)
-        image = prediction if fill == "none" else lines_on(paint, line)
-        return Colorization(image=image, color_layer=np.dstack([paint, alpha]), prediction=prediction, line=line,
-                            fill=fill)
+        if fixes is not None and fixes.recolors and fill != "regions":
+            raise SketchColorError("recolors paint regions: use them with --fill regions")
+        if fixes is not None and fixes.hints and not isinstance(self.model, Colorizer):
+            raise SketchColorError("correspondence hints need the torch backend (the ONNX graph has no hint input)")
+        if fixes is not None and fixes.hints and self.config.model.fusion != "scft":
+            raise SketchColorError("correspondence hints need an SCFT model (model.fusion=scft): this one has no attention")
+        return fill  # type: ignore[return-value]
 
     def encode_references(self, references: ImageLike | Sequence[ImageLike], cache: bool = True) -> References:
         """Decode and letterbox one reference or several, and with ``cache`` (the torch backend)
@@ -171,7 +220,8 @@ class ColorizePipeline:
         if not refs:
             raise SketchColorError("no reference given")
         images = [load_image(r) for r in refs]
-        tensors = [self.prepare_reference(im) for im in images]
+        boxed = [letterbox(im, self.size) for im in images]
+        tensors = [to_tensor(b)[None].to(self.device) for b, _ in boxed]
         if isinstance(self.model, OnnxColorizer) and len(tensors) > 1:
             raise SketchColorError("the onnxruntime backend takes one reference (its graph has one reference input); "
                                    "use --backend torch for several")
@@ -179,26 +229,60 @@ class ColorizePipeline:
         if cache and isinstance(self.model, Colorizer):
             with torch.no_grad():
                 features = self.model.encode_reference(tensors)
-        return References(images=images, tensors=tensors, features=features, palette_images=images)
+        return References(images=images, tensors=tensors, features=features, palette_images=images,
+                          boxes=[box for _, box in boxed])
 
-    def load_frame(self, sketch: ImageLike, extract_sketch: bool = False) -> Frame:
-        """Read a sketch and letterbox it to the model's size (as :meth:`colorize` does)."""
+    def extractor(self, xdog: Mapping[str, float] | None = None) -> DataConfig:
+        """The data settings the XDoG extractor reads: the artifact's, with ``xdog`` overrides
+        (``sigma``, ``k``, ``sharpen``, ``epsilon``, ``phi``), checked as a config is."""
+        if not xdog:
+            return self.config.data
+        unknown = sorted(set(xdog) - set(XDOG_PARAMETERS))
+        if unknown:
+            raise SketchColorError(f"unknown XDoG parameter(s) {', '.join(unknown)}; expected {', '.join(XDOG_PARAMETERS)}")
+        data = dataclasses.replace(self.config.data, **{f"xdog_{k}": float(v) for k, v in xdog.items()})
+        data.validate()  # a ConfigError line naming the field and its bounds
+        return data
+
+    def load_frame(self, sketch: ImageLike, extract_sketch: bool = False,
+                   xdog: Mapping[str, float] | None = None) -> Frame:
+        """Read a sketch and letterbox it to the model's size (as :meth:`colorize` does);
+        ``xdog``: the extractor's parameters where they differ from the artifact's."""
         rgb = load_image(sketch)
         boxed, box = letterbox(rgb, self.size)
-        small = extract_sketch_fn(boxed, self.config.data) if extract_sketch else to_gray(boxed)
-        line = extract_sketch_fn(rgb, self.config.data) if extract_sketch else to_gray(rgb)
+        data = self.extractor(xdog)
+        small = extract_sketch_fn(boxed, data) if extract_sketch else to_gray(boxed)
+        # the lines laid on top: the drawing's own at full size (extracted at full size for pictures)
+        line = extract_sketch_fn(rgb, data) if extract_sketch else to_gray(rgb)
         return Frame(small=to_tensor(small), box=box, line=line)
 
     @torch.no_grad()
-    def predict(self, sketches: torch.Tensor, references: References) -> ColorizerOutput:
+    def predict(self, sketches: torch.Tensor, references: References,
+                attention_bias: torch.Tensor | None = None) -> ColorizerOutput:
         """The network on a batch ``[B, 1, S, S]``: with cached reference features when
-        ``references`` has them, else with the reference pictures (encoded anew)."""
+        ``references`` has them, else with the reference pictures (encoded anew).
+        ``attention_bias`` ``[B or 1, hw, M]``: added to SCFT's logits (hints)."""
         sketches = sketches.to(self.device)
+        extra = {} if attention_bias is None else {"attention_bias": attention_bias.to(self.device)}
         if references.features is not None:
-            return self.model(sketches, cached=references.features)
+            return self.model(sketches, cached=references.features, **extra)
         b = sketches.shape[0]
         tensors = [t.expand(b, -1, -1, -1) for t in references.tensors]
-        return self.model(sketches, tensors[0] if len(tensors) == 1 else tensors)
+        return self.model(sketches, tensors[0] if len(tensors) == 1 else tensors, **extra)
+
+    @staticmethod
+    def frame_regions(frame: Frame) -> np.ndarray:
+        """The drawing's regions from its lines (:func:`~sketchcolor.inference.render.sketch_regions`),
+        computed once per frame: re-rendering the same drawing (fixes in the app) reuses them."""
+        if frame.regions is None:
+            frame.regions = sketch_regions(frame.line)
+        return frame.regions
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """The feature grid of a sketch (and of each reference) in the model's square."""
+        n = self.size // self.config.model.feature_stride
+        return (n, n)
 
     def reference_cell_colors(self, references: References) -> np.ndarray:
         """uint8 ``[M, 3]``: the color of every reference cell, in the attention's column order."""
@@ -209,38 +293,51 @@ class ColorizePipeline:
     @torch.no_grad()
     def colorize_frames(self, frames: Sequence[Frame], references: References, fill: Fill = "regions",
                         palette_snap: float = 0.0, paint_background: bool = False,
-                        book: ColorBook | None = None) -> list[Colorization]:
+                        book: ColorBook | None = None, fixes: Fixes | None = None) -> list[Colorization]:
         """Colorize a batch of prepared sketches (:meth:`load_frame`) with prepared references
         (:meth:`encode_references`): one forward pass for the batch, then each frame rendered as
         :meth:`colorize` does. ``book`` (regions only): the frames' regions are matched to the
         book's reference colors through the attention and snapped to the colors the book holds
-        (learning them from the first frames), in the frames' order."""
-        if fill not in FILLS:
-            raise SketchColorError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+        (learning them from the first frames), in the frames' order. ``fixes``: hints imposed on
+        the attention of every frame, recolors applied to every frame's regions (after the book)."""
+        fill = self._check_fill(fill, palette_snap, fixes)
         if book is not None and fill != "regions":
             raise SketchColorError("a color book works on regions: use it with --fill regions")
         if not frames:
             return []
-        out = self.predict(torch.stack([f.small for f in frames]), references)
+        bias = None
+        if fixes is not None and fixes.hints:
+            stride = self.config.model.feature_stride
+            grids = [self.grid] * len(references)
+            parts = [hint_bias(fixes.hints, f.box, references.boxes, self.grid, grids, stride,
+                               labels=self.frame_regions(f)) for f in frames]
+            bias = None if parts[0] is None else torch.cat(parts)
+        out = self.predict(torch.stack([f.small for f in frames]), references, bias)
         palette = references.palette() if fill == "regions" and palette_snap > 0 else None
         cell_colors = self.reference_cell_colors(references) if book is not None and out.attention is not None else None
         results = []
         for i, frame in enumerate(frames):
             prediction = unletterbox(to_uint8(out.image[i]), frame.box)
+            attention = None if out.attention is None else out.attention[i].float().cpu().numpy()
+            regions = None
             if fill == "regions":
-                paint, alpha = fill_regions(prediction, frame.line, palette, palette_snap, paint_background)
+                regions = region_fill(prediction, frame.line, palette, palette_snap, paint_background,
+                                      trapped=self.frame_regions(frame))
+                paint, alpha = regions.paint()
                 if book is not None:
                     probs = None
                     if cell_colors is not None:
-                        probs = book.entry_probabilities(out.attention[i].float().cpu().numpy(), cell_colors,
-                                                         self.size // self.config.model.feature_stride, frame.box)
+                        probs = book.entry_probabilities(attention, cell_colors, self.grid[0], frame.box)
                     paint = book.apply(paint, alpha, probs)
+                if fixes is not None and fixes.recolors:
+                    paint, alpha = recolor(paint, alpha, regions, fixes)
             else:
                 paint = prediction if fill == "none" else fill_guided(prediction, frame.line)
                 alpha = np.full(frame.line.shape, 255, np.uint8)
             image = prediction if fill == "none" else lines_on(paint, frame.line)
             results.append(Colorization(image=image, color_layer=np.dstack([paint, alpha]), prediction=prediction,
-                                        line=frame.line, fill=fill))
+                                        line=frame.line, fill=fill, regions=regions, attention=attention,
+                                        box=frame.box, grid=self.grid, reference_grids=(self.grid,) * len(references)))
         return results
 
     def __call__(self, sketch: ImageLike, reference: ImageLike, extract_sketch: bool = False,

@@ -19,6 +19,7 @@ colors uint8 ``[H, W, 3]``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -203,6 +204,58 @@ def split_open_regions(prediction: np.ndarray, labels: np.ndarray, sketch: np.nd
     return out
 
 
+@dataclass
+class RegionFill:
+    """A drawing's regions and the color each gets: ``labels`` int32 ``[H, W]`` (1..N),
+    ``colors`` Lab ``[N + 1, 3]`` (row i is label i), ``paper`` bool ``[N + 1]`` (left white,
+    transparent in the color layer). :meth:`paint` renders it; :meth:`recolor` is a user's fix."""
+
+    labels: np.ndarray
+    colors: np.ndarray
+    paper: np.ndarray
+
+    def label_at(self, x: int, y: int) -> int:
+        """The region under pixel (x, y) of the drawing, clipped into the picture."""
+        h, w = self.labels.shape
+        return int(self.labels[min(max(int(y), 0), h - 1), min(max(int(x), 0), w - 1)])
+
+    def recolor(self, label: int, rgb: tuple[int, int, int] | np.ndarray) -> None:
+        """Paint region ``label`` in ``rgb`` (uint8 triple), paper or not."""
+        self.colors[label] = rgb2lab(np.asarray(rgb, np.uint8).reshape(1, 1, 3))[0, 0]
+        self.paper[label] = False
+
+    def rgb(self) -> np.ndarray:
+        """uint8 ``[N + 1, 3]``: each region's color as painted (paper white)."""
+        colors = self.colors.copy()
+        colors[self.paper] = (100.0, 0.0, 0.0)
+        return _lab_to_uint8(colors)
+
+    def paint(self) -> tuple[np.ndarray, np.ndarray]:
+        """-> (flat paint ``[H, W, 3]`` uint8 without lines, alpha ``[H, W]`` uint8: 0 on the paper)."""
+        return self.rgb()[self.labels], np.where(self.paper[self.labels], 0, 255).astype(np.uint8)
+
+
+def sketch_regions(sketch: np.ndarray) -> np.ndarray:
+    """The regions of line art from its lines alone (int32 ``[H, W]``): the gap-closing
+    segmentation with open shapes trapped (:func:`trap_open_shapes`). The regions fill refines
+    them with the prediction (:func:`split_open_regions`); a drawing re-rendered many times
+    (the web app) computes this once."""
+    return trap_open_shapes(segment_regions(sketch), sketch)
+
+
+def region_fill(prediction: np.ndarray, sketch: np.ndarray, palette: np.ndarray | None = None,
+                snap: float = 0.0, paint_background: bool = False, trapped: np.ndarray | None = None) -> RegionFill:
+    """The regions of ``sketch`` and their colors from ``prediction`` (see :func:`fill_regions`);
+    ``trapped``: :func:`sketch_regions` of ``sketch`` where already computed."""
+    trapped = sketch_regions(sketch) if trapped is None else trapped
+    labels = split_open_regions(prediction, trapped, sketch)
+    colors = region_colors(prediction, labels)
+    paper = paper_regions(labels, colors, None if paint_background else outside_labels(trapped))
+    if palette is not None:
+        colors[~paper] = snap_to_palette(colors[~paper], palette, snap)
+    return RegionFill(labels=labels, colors=colors, paper=paper)
+
+
 def fill_regions(prediction: np.ndarray, sketch: np.ndarray, palette: np.ndarray | None = None,
                  snap: float = 0.0, paint_background: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """-> (flat paint ``[H, W, 3]`` uint8 without lines, alpha ``[H, W]`` uint8: 0 on the paper).
@@ -211,15 +264,7 @@ def fill_regions(prediction: np.ndarray, sketch: np.ndarray, palette: np.ndarray
     them) stay white paper, as line art is drawn on paper, unless
     ``paint_background``: then they keep the network's color unless it is near-white (for
     full-frame drawings whose outer regions are content, such as a sky)."""
-    trapped = trap_open_shapes(segment_regions(sketch), sketch)
-    labels = split_open_regions(prediction, trapped, sketch)
-    colors = region_colors(prediction, labels)
-    paper = paper_regions(labels, colors, None if paint_background else outside_labels(trapped))
-    if palette is not None:
-        colors[~paper] = snap_to_palette(colors[~paper], palette, snap)
-    colors[paper] = (100.0, 0.0, 0.0)
-    rgb = _lab_to_uint8(colors)
-    return rgb[labels], np.where(paper[labels], 0, 255).astype(np.uint8)
+    return region_fill(prediction, sketch, palette, snap, paint_background).paint()
 
 
 def fill_guided(prediction: np.ndarray, sketch: np.ndarray) -> np.ndarray:

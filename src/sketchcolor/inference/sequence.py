@@ -30,6 +30,7 @@ import numpy as np
 from sketchcolor.data.io import load_image, save_image
 from sketchcolor.errors import SketchColorError
 from sketchcolor.inference.color_book import ColorBook
+from sketchcolor.inference.fixes import Fixes
 from sketchcolor.inference.pipeline import ColorizePipeline, Colorization, References
 from sketchcolor.inference.render import Fill
 from sketchcolor.outputs import Target
@@ -50,6 +51,7 @@ class SequenceOptions:
     palette_snap: float = 0.0
     paint_background: bool = False
     chain: bool = False
+    fixes: Fixes | None = None  # a user's hints and recolors, applied to every frame
 
 
 def _print_error(line: str) -> None:
@@ -93,7 +95,8 @@ def colorize_sequence(pipe: ColorizePipeline, targets: Sequence[Target], referen
                 continue
             refs = _chained(pipe, references, previous[kept[0].output], memory) if options.chain else references
             results = pipe.colorize_frames(frames, refs, fill=fill, palette_snap=options.palette_snap,
-                                           paint_background=options.paint_background, book=book)
+                                           paint_background=options.paint_background, book=book,
+                                           fixes=options.fixes)
             for t, result in zip(kept, results):
                 _write(t, result)
                 written += 1

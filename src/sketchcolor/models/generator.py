@@ -170,10 +170,11 @@ class Colorizer(nn.Module):
                                  cells=torch.cat(cells, dim=1) if cells else None)
 
     def forward(self, sketch: torch.Tensor, reference: torch.Tensor | Sequence[torch.Tensor] | None = None,
-                cached: ReferenceFeatures | None = None) -> ColorizerOutput:
+                cached: ReferenceFeatures | None = None, attention_bias: torch.Tensor | None = None) -> ColorizerOutput:
         """Colorize ``sketch`` ``[B, 1, H, W]`` in the colors of ``reference`` (``[B, 3, H', W']``,
         or a sequence of several) or of ``cached`` (:meth:`encode_reference`'s result, batch 1 or
-        B): exactly one of the two."""
+        B): exactly one of the two. ``attention_bias`` ``[B or 1, hw, M]`` is added to SCFT's
+        logits (correspondence hints, :mod:`sketchcolor.inference.hints`); SCFT models only."""
         s = self.cfg.feature_stride
         assert sketch.dim() == 4 and sketch.shape[1] == 1, f"sketch must be [B, 1, H, W], got {tuple(sketch.shape)}"
         assert sketch.shape[-1] % s == 0 and sketch.shape[-2] % s == 0, f"sketch size must be a multiple of {s}"
@@ -186,8 +187,9 @@ class Colorizer(nn.Module):
         assert cached.batch in (1, b), f"reference features of batch {cached.batch} for {b} sketches"
         feats_s = self.sketch_encoder(sketch)
         v_s = concat_levels(feats_s)
+        assert attention_bias is None or self.cfg.fusion == "scft", "attention_bias needs model.fusion=scft"
         if self.cfg.fusion == "scft":
-            scft = self.scft.attend(v_s, _broadcast(cached.key, b), _broadcast(cached.value, b))
+            scft = self.scft.attend(v_s, _broadcast(cached.key, b), _broadcast(cached.value, b), attention_bias)
             fused, attention, query, key = scft.fused, scft.attention, scft.query, scft.key
         else:
             v_r = _broadcast(cached.features, b)

@@ -61,14 +61,27 @@ class SCFT(nn.Module):
         tr = to_tokens(v_r)
         return self.key(tr), self.value(tr)
 
-    def attend(self, v_s: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> SCFTOutput:
-        """The sketch's half: ``v_s [B, k, h, w]`` attends over ``key [B, M, d]`` / ``value [B, M, k]``."""
+    def attend(self, v_s: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               bias: torch.Tensor | None = None) -> SCFTOutput:
+        """The sketch's half: ``v_s [B, k, h, w]`` attends over ``key [B, M, d]`` / ``value [B, M, k]``.
+
+        ``bias`` (``[B or 1, hw, M]``, optional) raises chosen reference cells for chosen sketch
+        cells (a user's correspondence hint, inference/fixes.py). It is in units of each row's
+        logit range (max - min): a trained attention is nearly one-hot, its logits tens apart, so
+        a fixed amount would do nothing on one row and everything on another; with the range,
+        a bias of 1 lifts a cell to at least the row's current best. Zero bias (or None) leaves
+        the attention exactly as trained."""
         assert v_s.dim() == 4 and value.shape[-1] == v_s.shape[1] and key.shape[:2] == value.shape[:2], (
             tuple(v_s.shape), tuple(key.shape), tuple(value.shape))
         b, k, h, w = v_s.shape
         ts = to_tokens(v_s)
         q = self.query(ts)
-        attn = torch.softmax(self.similarity(q, key), dim=-1)  # scaled *before* the softmax
+        logits = self.similarity(q, key)  # scaled *before* the softmax
+        if bias is not None:
+            assert bias.shape[-2:] == logits.shape[-2:] and bias.shape[0] in (1, b), (tuple(bias.shape), tuple(logits.shape))
+            spread = (logits.amax(-1, keepdim=True) - logits.amin(-1, keepdim=True)).detach()
+            logits = logits + bias.to(logits.dtype) * spread
+        attn = torch.softmax(logits, dim=-1)
         transferred = torch.bmm(attn, value)  # [B, hw_s, k]
         fused = (ts + transferred).transpose(1, 2).reshape(b, k, h, w)
         return SCFTOutput(fused=fused, attention=attn, query=q, key=key)

@@ -1,0 +1,1 @@
+"""The web app (`sketchcolor app`): a thin shell over ColorizePipeline."""
