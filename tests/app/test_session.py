@@ -178,3 +178,14 @@ def test_the_page_builds(pipe: ColorizePipeline) -> None:
     assert all("/testset/" not in a or a.replace("_line", "_color") != b for a, b in pairs)  # cross pairs
     page = build(pipe, pairs)
     assert page is not None
+
+
+def test_uploads_over_the_pixel_limit_are_refused(pipe: ColorizePipeline, tmp_path: Path, monkeypatch) -> None:
+    import sketchcolor.app.session as session_module
+
+    monkeypatch.setattr(session_module, "MAX_PIXELS", 1000)
+    Image.fromarray(np.full((40, 30), 255, np.uint8)).save(tmp_path / "big.png")
+    s = Session(pipe, tmp_path / "s")
+    with pytest.raises(SketchColorError, match="big.png: 30 x 40 pixels, more than the app's limit"):
+        s.set_sketch(tmp_path / "big.png", name="big.png")
+    assert s.sketch is None

@@ -33,6 +33,7 @@ from sketchcolor.inference.fixes import Fixes, Hint, Recolor
 from sketchcolor.inference.pipeline import ColorizePipeline, Colorization, Frame, References, apply_recolors
 from sketchcolor.inference.render import Fill
 
+MAX_PIXELS = 16_000_000  # per upload: a drawing larger than this takes seconds per fix; downscale it first
 Mode = Literal["inspect", "hint", "recolor"]
 MODES: tuple[str, ...] = ("inspect", "hint", "recolor")
 
@@ -86,6 +87,14 @@ def parse_color(value: str) -> tuple[int, int, int]:
     raise SketchColorError(f"not a color: {value!r} (expected #rrggbb)")
 
 
+def _limited(image: np.ndarray, name: str) -> np.ndarray:
+    h, w = image.shape[:2]
+    if h * w > MAX_PIXELS:
+        raise SketchColorError(f"{name}: {w} x {h} pixels, more than the app's limit of {MAX_PIXELS / 1e6:.0f} "
+                               "megapixels; downscale it first (the command line takes larger drawings)")
+    return image
+
+
 def to_hex(rgb: np.ndarray | tuple[int, int, int]) -> str:
     return "#" + "".join(f"{int(c):02x}" for c in rgb)
 
@@ -120,13 +129,13 @@ class Session:
         drawing starts with the same fixes (they are relative; made for this character)."""
         # a bad file leaves no stale drawing behind
         self.sketch, self.result, self.pending, self._frame, self._base = None, None, None, None, None
-        self.sketch = None if path is None else load_image(path, name=name)
+        self.sketch = None if path is None else _limited(load_image(path, name=name), name)
         return self.sketch
 
     def set_reference(self, path: str | Path | None, name: str = "reference") -> np.ndarray | None:
         self.reference, self.reference_box, self.result, self.pending = None, None, None, None
         self._references, self._base = None, None
-        self.reference = None if path is None else load_image(path, name=name)
+        self.reference = None if path is None else _limited(load_image(path, name=name), name)
         # where the reference sits in the model's square (for its heat maps and hint points)
         self.reference_box = None if self.reference is None else letterbox(self.reference, self.pipe.size)[1]
         return self.reference

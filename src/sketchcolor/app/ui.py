@@ -158,12 +158,13 @@ def build(pipe: ColorizePipeline, examples: Sequence[Sequence[str]] = ()) -> gr.
             s.options = options(*opts)
             s.set_sketch(path, name=Path(path).name if path else "sketch")
             view = s.line_art() if path else None
-            return (view, "drawing loaded" if path else "", s)
+            # a new drawing clears the last result, so no stale picture stays on the page
+            return (view, "drawing loaded" if path else "", None, None, None, s)
 
         def on_reference(st, path):
             s = session_of(st)
             s.set_reference(path, name=Path(path).name if path else "reference")
-            return (s.reference, "reference loaded" if path else "", s)
+            return (s.reference, "reference loaded" if path else "", None, None, None, s)
 
         def failing(fn: Callable[..., tuple]) -> Callable[..., tuple]:
             """For the upload callbacks: on a bad file clear the picture and say why in one line."""
@@ -172,16 +173,17 @@ def build(pipe: ColorizePipeline, examples: Sequence[Sequence[str]] = ()) -> gr.
                 try:
                     return fn(st, *args)
                 except SketchColorError as e:
-                    return (None, f"error: {e}", session_of(st))
+                    return (None, f"error: {e}", None, None, None, session_of(st))
 
             return run
 
-        sketch_file.change(failing(on_sketch), [state, sketch_file, *settings], [sketch_view, message, state])
+        shown = [result, confidence, heat, state]
+        sketch_file.change(failing(on_sketch), [state, sketch_file, *settings], [sketch_view, message, *shown])
         # the extracted line art follows the extraction settings
         for widget in (extract, sigma, kk, sharpen, epsilon, phi):
             (widget.change if widget is extract else widget.release)(
-                failing(on_sketch), [state, sketch_file, *settings], [sketch_view, message, state])
-        reference_file.change(failing(on_reference), [state, reference_file], [reference_view, message, state])
+                failing(on_sketch), [state, sketch_file, *settings], [sketch_view, message, *shown])
+        reference_file.change(failing(on_reference), [state, reference_file], [reference_view, message, *shown])
 
         def on_colorize(st, *opts):
             return attempt(st, lambda s: s.colorize(options(*opts)))
