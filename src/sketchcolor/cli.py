@@ -96,6 +96,10 @@ def _colorize(args: argparse.Namespace) -> int:
         if args.fixes.hints and args.backend == "onnxruntime":
             raise SketchColorError("--fixes holds correspondence hints, which need --backend torch "
                                    "(the ONNX graph has no hint input)")
+        named = max((h.reference_index for h in args.fixes.hints), default=0)
+        if named >= len(args.reference):
+            raise SketchColorError(f"--fixes: a hint names reference {named} (counting from 0), but "
+                                   f"{len(args.reference)} --reference given")
     sketch, references = Path(args.sketch), [Path(r) for r in args.reference]
     if not sketch.exists():
         raise SketchColorError(f"{sketch}: sketch not found")

@@ -189,3 +189,127 @@ def test_uploads_over_the_pixel_limit_are_refused(pipe: ColorizePipeline, tmp_pa
     with pytest.raises(SketchColorError, match="big.png: 30 x 40 pixels, more than the app's limit"):
         s.set_sketch(tmp_path / "big.png", name="big.png")
     assert s.sketch is None
+
+
+# -- review fixes: one-line errors, state kept consistent, one pixel convention -------------------
+
+
+@pytest.mark.parametrize("content, message", [(b"", "empty file"), (b"just some text\n", "not a readable image")])
+def test_non_images_are_one_line_and_leave_no_drawing(session: Session, tmp_path: Path, content: bytes,
+                                                      message: str) -> None:
+    session.colorize()
+    (tmp_path / "notes.png").write_bytes(content)  # an empty file, a .txt renamed .png
+    for setter in (session.set_sketch, session.set_reference):
+        with pytest.raises(SketchColorError) as e:
+            setter(tmp_path / "notes.png", name="notes.png")
+        assert "notes.png" in str(e.value) and message in str(e.value) and "\n" not in str(e.value)
+    assert session.sketch is None and session.reference is None and session.result is None
+
+
+def test_a_pixel_and_its_point_are_inverse() -> None:
+    from sketchcolor.inference.cells import point_pixel
+
+    shape = (7, 13, 3)
+    for y in range(7):
+        for x in range(13):
+            assert point_pixel(to_point(x, y, shape), shape) == (x, y)
+    assert point_pixel((1.0, 1.0), shape) == (12, 6) and point_pixel((0.0, 0.0), shape) == (0, 0)
+
+
+def test_the_reference_box_is_the_pipelines(session: Session, pipe: ColorizePipeline) -> None:
+    from sketchcolor.data.io import letterbox
+
+    assert session.reference_box == letterbox(session.reference, pipe.size)[1]
+    assert session.reference_box == session.references().boxes[0]
+
+
+def test_a_fix_that_cannot_render_is_not_kept(session: Session) -> None:
+    """A recolor needs the regions fill: refused under another fill, it must not stay in the list
+    (invisible on the page, yet applied, undone and saved)."""
+    session.colorize(Options(fill="guided"))
+    with pytest.raises(SketchColorError, match="regions"):
+        session.click_result(25, 30, "recolor", "#ff0000")
+    assert len(session.fixes) == 0 and session.order == [] and session.fixes_table() == []
+
+
+def test_options_that_fail_are_not_kept(session: Session) -> None:
+    session.colorize()
+    session.click_result(25, 30, "recolor", "#ff0000")
+    with pytest.raises(SketchColorError, match="regions"):
+        session.colorize(Options(fill="guided"))
+    assert session.options.fill == "regions"  # those of the result shown
+    view = session.click_result(65, 30, "recolor", "#0000ff")  # the next fix still renders
+    assert tuple(view.result[30, 65]) == (0, 0, 255) and len(session.fixes) == 2
+
+
+def test_a_failed_hint_keeps_the_pending_point(session: Session, monkeypatch) -> None:
+    session.colorize()
+    session.click_result(25, 30, "hint")
+    pending = session.pending
+
+    def broken(*args, **kwargs):
+        raise SketchColorError("the model failed")
+
+    monkeypatch.setattr(session.pipe, "colorize_frames", broken)
+    with pytest.raises(SketchColorError, match="the model failed"):
+        session.click_reference(35, 45, "hint")
+    assert session.fixes.hints == [] and session.order == [] and session.pending == pending
+
+
+def test_bad_or_unrenderable_fixes_files_leave_the_fixes_alone(session: Session, tmp_path: Path) -> None:
+    from sketchcolor.inference.fixes import Fixes, Recolor
+
+    session.colorize()
+    session.click_result(25, 30, "recolor", "#ff0000")
+    before = (list(session.fixes.recolors), list(session.order))
+    (tmp_path / "bad.json").write_text('{"format": "sketchcolor-fixes", "version": 1, "hints": [{"sketch": 1}]}')
+    with pytest.raises(SketchColorError, match=r"bad.json: hints\[0\]"):
+        session.load_fixes(tmp_path / "bad.json")
+    assert (session.fixes.recolors, session.order) == before
+    # a file of recolors under the guided fill: refused, and the list is the one shown before
+    session.undo()
+    session.colorize(Options(fill="guided"))
+    Fixes(recolors=[Recolor((0.5, 0.5), (1, 2, 3))]).save(tmp_path / "recolors.json")
+    with pytest.raises(SketchColorError, match="regions"):
+        session.load_fixes(tmp_path / "recolors.json")
+    assert len(session.fixes) == 0 and session.order == []
+
+
+def _callback(page, elem_id: str, event: str):
+    """The function the page runs for ``event`` on the component ``elem_id``."""
+    for fn in page.fns.values():
+        if any(page.blocks[t[0]].elem_id == elem_id and t[1] == event for t in fn.targets if t[0] in page.blocks):
+            return fn.fn
+    raise AssertionError(f"no {event} callback on #{elem_id}")
+
+
+def test_page_callbacks_show_one_line_and_keep_the_table(pipe: ColorizePipeline, files, tmp_path: Path) -> None:
+    """The page's callbacks (inputs -> outputs) without a browser: bad uploads and clicks outside
+    the picture become one line in the message; the fixes table always shows the session's list."""
+    gr = pytest.importorskip("gradio", reason="the web app's extra (gradio) is not installed")
+    from sketchcolor.app.ui import _forget, build
+
+    page = build(pipe)
+    upload, colorize = _callback(page, "sketch-file", "change"), _callback(page, "colorize", "click")
+    click = _callback(page, "result", "select")
+    settings = (False, "regions", 0.0, False, 1.0, 1.6, 20.0, 0.0, 10.0)
+    (tmp_path / "notes.png").write_text("not a picture")
+    out = upload(None, str(tmp_path / "notes.png"), *settings)
+    assert out[0] is None and out[1].startswith("error: notes.png") and "\n" not in out[1]
+    assert out[2:8] == (None,) * 6 and isinstance(out[8], Session)
+    s = upload(out[8], str(files[0]), *settings)[8]
+    s.set_reference(files[1])
+    shown = colorize(s, *settings)
+    assert shown[0].shape == (60, 90, 3) and "colorized in" in shown[6] and shown[9] is s
+    assert all(Path(p).is_file() for p in shown[3:6])  # the downloads
+    outside = click(s, "recolor", "#ff0000", 1.5, gr.SelectData(None, {"index": None, "value": None}))
+    assert outside[6] == "error: click inside the picture"
+    # a fix that fails to render: the message says why and the table stays as it was (empty)
+    s.options = Options(fill="guided")
+    s.colorize()
+    failed = click(s, "recolor", "#ff0000", 1.5, gr.SelectData(None, {"index": [25, 30], "value": None}))
+    assert failed[6].startswith("error: recolors paint regions") and failed[8] == [] and len(s.fixes) == 0
+    # a new upload clears the result and its downloads
+    assert upload(s, str(files[0]), *settings)[2:8] == (None,) * 6
+    _forget(s)
+    assert not s.folder.exists()

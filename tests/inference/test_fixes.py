@@ -118,3 +118,54 @@ def test_cli_applies_a_fixes_file(tmp_path: Path, pipe: ColorizePipeline, capsys
     assert main(args + ["-o", str(tmp_path / "o2.png"), "--fixes", str(tmp_path / "bad.json")]) == 2
     assert "bad.json: not a sketchcolor fixes file" in capsys.readouterr().err
     assert not (tmp_path / "o2.png").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    # an integer too large for a float: JSON allows it, math.isfinite overflows on it
+    ('{"format": "sketchcolor-fixes", "version": 1, "hints": [{"sketch": [0.5, 0.5], "reference": [0, 0], '
+     '"strength": 1' + "0" * 400 + '}]}', "strength must be a finite number"),
+    ('{"format": "sketchcolor-fixes", "version": 1, "recolors": [{"point": [1' + "0" * 400 + ', 0], '
+     '"color": [0, 0, 0]}]}', "recolors[0].point must be a finite number"),
+    # more digits than Python converts to an int: a ValueError that is not a JSONDecodeError
+    ('{"format": "sketchcolor-fixes", "version": ' + "1" * 5000 + "}", "not a JSON fixes file"),
+    ('{"format": "sketchcolor-fixes", "version": true}', "version True is not supported"),
+])
+def test_numbers_json_allows_but_python_does_not_are_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "big.json"
+    path.write_text(text)
+    with pytest.raises(SketchColorError) as e:
+        Fixes.load(path)
+    assert message in str(e.value) and "\n" not in str(e.value) and len(str(e.value)) < 400
+
+
+def test_cli_says_one_line_for_a_fixes_file_with_huge_numbers(tmp_path: Path, pipe: ColorizePipeline, capsys) -> None:
+    from PIL import Image
+
+    from sketchcolor.cli import main
+
+    sketch, ref = _drawing()
+    Image.fromarray(sketch).save(tmp_path / "s.png")
+    Image.fromarray(ref).save(tmp_path / "r.png")
+    (tmp_path / "huge.json").write_text('{"format": "sketchcolor-fixes", "version": 1, "hints": '
+                                        '[{"sketch": [0.5, 0.5], "reference": [0, 0], "strength": 1' + "0" * 400 + "}]}")
+    assert main(["colorize", "--sketch", str(tmp_path / "s.png"), "--reference", str(tmp_path / "r.png"),
+                 "--weights", str(tmp_path / "model"), "-q", "-o", str(tmp_path / "o.png"),
+                 "--fixes", str(tmp_path / "huge.json")]) == 2
+    err = capsys.readouterr().err
+    assert "huge.json: hints[0].strength must be a finite number" in err and len(err.splitlines()) == 1
+
+
+def test_cli_refuses_a_hint_on_a_reference_not_given(tmp_path: Path, pipe: ColorizePipeline, capsys) -> None:
+    from PIL import Image
+
+    from sketchcolor.cli import main
+
+    sketch, ref = _drawing()
+    Image.fromarray(sketch).save(tmp_path / "s.png")
+    Image.fromarray(ref).save(tmp_path / "r.png")
+    Fixes(hints=[Hint((0.5, 0.5), (0.5, 0.5), 1.5, reference_index=1)]).save(tmp_path / "fixes.json")
+    assert main(["colorize", "--sketch", str(tmp_path / "s.png"), "--reference", str(tmp_path / "r.png"),
+                 "--weights", str(tmp_path / "model"), "-q", "-o", str(tmp_path / "o.png"),
+                 "--fixes", str(tmp_path / "fixes.json")]) == 2
+    assert "a hint names reference 1 (counting from 0), but 1 --reference given" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()

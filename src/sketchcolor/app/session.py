@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from sketchcolor.data.io import Letterbox, letterbox, load_image, save_image
+from sketchcolor.data.io import Letterbox, load_image, save_image
 from sketchcolor.errors import SketchColorError
+from sketchcolor.inference.cells import point_pixel
 from sketchcolor.inference.explain import (
     heat_on,
     outline_regions,
@@ -109,7 +111,6 @@ class Session:
         self.folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="sketchcolor-app-"))
         self.sketch: np.ndarray | None = None
         self.reference: np.ndarray | None = None
-        self.reference_box: Letterbox | None = None
         self.fixes = Fixes()
         self.order: list[str] = []  # "hint" / "recolor", in the order added, for undo
         self.pending: tuple[float, float] | None = None  # a hint's drawing point, awaiting its reference point
@@ -128,17 +129,22 @@ class Session:
         """Read an uploaded drawing (or picture, with ``extract_sketch``); None clears it. A new
         drawing starts with the same fixes (they are relative; made for this character)."""
         # a bad file leaves no stale drawing behind
-        self.sketch, self.result, self.pending, self._frame, self._base = None, None, None, None, None
+        self.sketch, self.result, self.confidence, self.pending = None, None, None, None
+        self._frame, self._base = None, None
         self.sketch = None if path is None else _limited(load_image(path, name=name), name)
         return self.sketch
 
     def set_reference(self, path: str | Path | None, name: str = "reference") -> np.ndarray | None:
-        self.reference, self.reference_box, self.result, self.pending = None, None, None, None
+        self.reference, self.result, self.confidence, self.pending = None, None, None, None
         self._references, self._base = None, None
         self.reference = None if path is None else _limited(load_image(path, name=name), name)
-        # where the reference sits in the model's square (for its heat maps and hint points)
-        self.reference_box = None if self.reference is None else letterbox(self.reference, self.pipe.size)[1]
         return self.reference
+
+    @property
+    def reference_box(self) -> Letterbox:
+        """Where the reference sits in the model's square (the frame of its heat maps and hint
+        points): the letterbox the pipeline encoded it with."""
+        return self.references().boxes[0]
 
     def line_art(self) -> np.ndarray:
         """The drawing as the model sees it at full size (extracted with the current settings)."""
@@ -164,9 +170,19 @@ class Session:
     # -- colorizing -----------------------------------------------------------------------------
 
     def colorize(self, options: Options | None = None) -> View:
-        """Colorize the drawing with the reference, the options and every fix so far."""
+        """Colorize the drawing with the reference, the options and every fix so far. Options
+        that fail (recolors with another fill, a bad extractor setting) are not kept: the
+        session stays with those of the result shown."""
+        previous = self.options
         if options is not None:
             self.options = options
+        try:
+            return self._render()
+        except BaseException:
+            self.options = previous
+            raise
+
+    def _render(self) -> View:
         self._need_inputs()
         o = self.options
         fixes = self.fixes if len(self.fixes) else None
@@ -218,9 +234,13 @@ class Session:
             return View(message=f"hint: drawing point ({point[0]:.2f}, {point[1]:.2f}) chosen; "
                                 "now click where its color should come from in the reference")
         if mode == "recolor":
-            self.fixes.recolors.append(Recolor(point, parse_color(color)))
-            self.order.append("recolor")
-            return self.colorize()
+            fix = Recolor(point, parse_color(color))
+
+            def add() -> None:
+                self.fixes.recolors.append(fix)
+                self.order.append("recolor")
+
+            return self._change_fixes(add)
         raise SketchColorError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
 
     def click_reference(self, x: float, y: float, mode: str, strength: float = 1.5) -> View:
@@ -234,13 +254,17 @@ class Session:
         if mode == "hint":
             if self.pending is None:
                 return View(message="hint: click the drawing first, then the reference")
-            self.fixes.hints.append(Hint(self.pending, point, float(strength)))
-            self.order.append("hint")
-            self.pending = None
-            return self.colorize()
+            fix = Hint(self.pending, point, float(strength))
+
+            def add() -> None:
+                self.fixes.hints.append(fix)
+                self.order.append("hint")
+                self.pending = None
+
+            return self._change_fixes(add)
         if mode == "recolor":
-            h, w = self.reference.shape[:2]
-            rgb = self.reference[min(int(y), h - 1), min(int(x), w - 1)]
+            px, py = point_pixel(point, self.reference.shape)
+            rgb = self.reference[py, px]
             return View(color=to_hex(rgb), message=f"color {to_hex(rgb)} picked from the reference; "
                                                    "click a region of the result to paint it")
         raise SketchColorError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -251,8 +275,7 @@ class Session:
         heat = sketch_point_heat(r.attention, point, r.box, r.grid, r.reference_grids[0], stride)
         message = f"where the color at ({point[0]:.2f}, {point[1]:.2f}) came from"
         if r.regions is not None and self.confidence is not None:
-            h, w = r.regions.labels.shape
-            label = r.regions.label_at(point[0] * w - 0.5, point[1] * h - 0.5)
+            label = r.regions.label_at(*point_pixel(point, r.regions.labels.shape))
             message += f"; this region's match confidence {self.confidence[label]:.2f}"
         return View(heat=heat_on(self.reference, heat, self.reference_box), message=message)
 
@@ -269,19 +292,43 @@ class Session:
         """Drop the last fix and re-render."""
         if not self.order:
             return View(message="no fix to undo")
-        kind = self.order.pop()
-        (self.fixes.hints if kind == "hint" else self.fixes.recolors).pop()
-        return self.colorize() if self.result is not None or self._ready() else View(message=f"undid a {kind}")
+        kind = self.order[-1]
+
+        def drop() -> None:
+            self.order.pop()
+            (self.fixes.hints if kind == "hint" else self.fixes.recolors).pop()
+
+        return self._change_fixes(drop, f"undid a {kind}")
 
     def clear_fixes(self) -> View:
-        self.fixes, self.order, self.pending = Fixes(), [], None
-        return self.colorize() if self._ready() else View(message="fixes cleared")
+        def clear() -> None:
+            self.fixes, self.order, self.pending = Fixes(), [], None
+
+        return self._change_fixes(clear, "fixes cleared")
 
     def load_fixes(self, path: str | Path) -> View:
         """Replace the fixes with a saved fixes file (from this drawing or another of the character)."""
-        self.fixes = Fixes.load(path)
-        self.order = ["hint"] * len(self.fixes.hints) + ["recolor"] * len(self.fixes.recolors)
-        return self.colorize() if self._ready() else View(message=f"loaded {len(self.fixes)} fix(es)")
+        fixes = Fixes.load(path)
+
+        def replace() -> None:
+            self.fixes = fixes
+            self.order = ["hint"] * len(fixes.hints) + ["recolor"] * len(fixes.recolors)
+
+        return self._change_fixes(replace, f"loaded {len(fixes)} fix(es)")
+
+    def _change_fixes(self, change: Callable[[], None], message: str = "") -> View:
+        """Apply ``change`` to the fixes and re-render when the inputs are there (else say
+        ``message``). A render that fails puts the fixes (and the pending hint point) back as
+        they were, so the list always matches the picture shown."""
+        saved = Fixes(list(self.fixes.hints), list(self.fixes.recolors)), list(self.order), self.pending
+        change()
+        if not self._ready():
+            return View(message=message)
+        try:
+            return self.colorize()
+        except BaseException:
+            self.fixes, self.order, self.pending = saved
+            raise
 
     def fixes_table(self) -> list[list[str]]:
         """One row per fix, in the order added: kind, where, what."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -73,8 +74,9 @@ def build(pipe: ColorizePipeline, examples: Sequence[Sequence[str]] = ()) -> gr.
             log.exception("app callback failed")
             return _message(s, f"error: {type(e).__name__}: {e}")
 
-    def _message(state: Session | None, text: str) -> tuple:
-        return (gr.skip(),) * 6 + (text, gr.skip(), gr.skip(), state)
+    def _message(s: Session, text: str) -> tuple:
+        # the fixes table too: it always shows the session's list (a failed fix is not in it)
+        return (gr.skip(),) * 6 + (text, gr.skip(), s.fixes_table(), s)
 
     def show(s: Session, view: View) -> tuple:
         """The outputs every action updates, in OUTPUTS order."""
@@ -99,7 +101,8 @@ def build(pipe: ColorizePipeline, examples: Sequence[Sequence[str]] = ()) -> gr.
 
     data = pipe.config.data
     with gr.Blocks(title="sketchcolor", analytics_enabled=False) as page:
-        state = gr.State(None)
+        # a tab's session goes when the tab does, and with it the folder of its downloads
+        state = gr.State(None, delete_callback=_forget)
         gr.Markdown(HELP)
         with gr.Row():
             with gr.Column():
@@ -153,31 +156,37 @@ def build(pipe: ColorizePipeline, examples: Sequence[Sequence[str]] = ()) -> gr.
         outputs = [result, confidence, heat, result_file, layer_file, fixes_file, message, color, table, state]
         settings = [extract, fill, snap, background, sigma, kk, sharpen, epsilon, phi]
 
-        def on_sketch(st, path, *opts):
-            s = session_of(st)
+        # a new drawing or reference clears the last result and its downloads, so no stale
+        # picture stays on the page: None for result, confidence, heat and the three files
+        cleared = (None,) * 6
+
+        def on_sketch(s: Session, path, *opts):
             s.options = options(*opts)
             s.set_sketch(path, name=Path(path).name if path else "sketch")
             view = s.line_art() if path else None
-            # a new drawing clears the last result, so no stale picture stays on the page
-            return (view, "drawing loaded" if path else "", None, None, None, s)
+            return (view, "drawing loaded" if path else "", *cleared, s)
 
-        def on_reference(st, path):
-            s = session_of(st)
+        def on_reference(s: Session, path):
             s.set_reference(path, name=Path(path).name if path else "reference")
-            return (s.reference, "reference loaded" if path else "", None, None, None, s)
+            return (s.reference, "reference loaded" if path else "", *cleared, s)
 
         def failing(fn: Callable[..., tuple]) -> Callable[..., tuple]:
-            """For the upload callbacks: on a bad file clear the picture and say why in one line."""
+            """For the upload callbacks: on a bad file clear the picture and say why in one line
+            (any other failure too, as :func:`attempt` does)."""
 
             def run(st, *args):
+                s = session_of(st)
                 try:
-                    return fn(st, *args)
+                    return fn(s, *args)
                 except SketchColorError as e:
-                    return (None, f"error: {e}", None, None, None, session_of(st))
+                    return (None, f"error: {e}", *cleared, s)
+                except Exception as e:  # noqa: BLE001 - the page must stay up; the log keeps the traceback
+                    log.exception("app upload failed")
+                    return (None, f"error: {type(e).__name__}: {e}", *cleared, s)
 
             return run
 
-        shown = [result, confidence, heat, state]
+        shown = [result, confidence, heat, result_file, layer_file, fixes_file, state]
         sketch_file.change(failing(on_sketch), [state, sketch_file, *settings], [sketch_view, message, *shown])
         # the extracted line art follows the extraction settings
         for widget in (extract, sigma, kk, sharpen, epsilon, phi):
@@ -189,10 +198,10 @@ def build(pipe: ColorizePipeline, examples: Sequence[Sequence[str]] = ()) -> gr.
             return attempt(st, lambda s: s.colorize(options(*opts)))
 
         def on_result_click(st, md, col, stren, evt: gr.SelectData):
-            return attempt(st, lambda s: s.click_result(evt.index[0], evt.index[1], md, col, stren))
+            return attempt(st, lambda s: s.click_result(*_pixel(evt), md, col, stren))
 
         def on_reference_click(st, md, stren, evt: gr.SelectData):
-            return attempt(st, lambda s: s.click_reference(evt.index[0], evt.index[1], md, stren))
+            return attempt(st, lambda s: s.click_reference(*_pixel(evt), md, stren))
 
         def on_fixes(st, path):
             return attempt(st, lambda s: s.load_fixes(path) if path else View())
@@ -205,6 +214,21 @@ def build(pipe: ColorizePipeline, examples: Sequence[Sequence[str]] = ()) -> gr.
         clear.click(lambda st: attempt(st, Session.clear_fixes), [state], outputs)
         fixes_upload.upload(on_fixes, [state, fixes_upload], outputs)
     return page
+
+
+def _pixel(evt: gr.SelectData) -> tuple[int, int]:
+    """The picture's pixel (x, y) a click on an image component selected: ``evt.index`` is
+    ``[x, y]`` in the picture's own pixels, or None for a click on the padding around it."""
+    index = evt.index
+    if not isinstance(index, (list, tuple)) or len(index) != 2 or not all(isinstance(v, (int, float)) for v in index):
+        raise SketchColorError("click inside the picture")
+    return int(index[0]), int(index[1])
+
+
+def _forget(state: object) -> None:
+    """gr.State's delete callback: remove a closed tab's download folder."""
+    if isinstance(state, Session):
+        shutil.rmtree(state.folder, ignore_errors=True)
 
 
 def serve(weights: str | Path, host: str = "127.0.0.1", port: int = 7860, device: str = "auto",

@@ -20,6 +20,14 @@ def to_cell(point: tuple[float, float], box: Letterbox, stride: int) -> tuple[fl
     return x / stride, y / stride
 
 
+def point_pixel(point: tuple[float, float], shape: tuple[int, ...]) -> tuple[int, int]:
+    """A normalized point -> the (x, y) pixel of a picture of ``shape`` ``(H, W, ...)`` it lies in,
+    clipped into the picture: the inverse of taking a pixel's centre, ``((x + 0.5) / W, (y + 0.5) / H)``.
+    Recolors, hints and the app's clicks all find "the region under a point" through this."""
+    h, w = shape[:2]
+    return min(max(int(point[0] * w), 0), w - 1), min(max(int(point[1] * h), 0), h - 1)
+
+
 def pixel_cells(shape: tuple[int, int], box: Letterbox, grid: tuple[int, int], stride: int) -> np.ndarray:
     """int64 ``[H, W]``: the row-major cell index of every pixel of a picture of ``shape``."""
     h, w = shape

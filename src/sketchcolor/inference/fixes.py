@@ -26,7 +26,7 @@ import torch
 from sketchcolor.atomic import write_text_atomic
 from sketchcolor.data.io import Letterbox
 from sketchcolor.errors import SketchColorError
-from sketchcolor.inference.cells import cell_coverage, to_cell
+from sketchcolor.inference.cells import cell_coverage, point_pixel, to_cell
 
 FORMAT = "sketchcolor-fixes"
 VERSION = 1
@@ -80,7 +80,7 @@ class Fixes:
         """Parse and check a fixes document; every problem is one :class:`SketchColorError` line."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise SketchColorError(f"{where}: not a sketchcolor fixes file (expected \"format\": \"{FORMAT}\")")
-        if data.get("version") != VERSION:
+        if isinstance(data.get("version"), bool) or data.get("version") != VERSION:
             raise SketchColorError(f"{where}: fixes version {data.get('version')!r} is not supported (expected {VERSION})")
         hints, recolors = data.get("hints", []), data.get("recolors", [])
         if not isinstance(hints, list) or not isinstance(recolors, list):
@@ -116,7 +116,8 @@ class Fixes:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SketchColorError(f"{path}: no such fixes file") from None
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        # ValueError: JSONDecodeError, and an integer literal of more digits than Python converts
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise SketchColorError(f"{path}: not a JSON fixes file ({str(e).splitlines()[0][:120]})") from None
         except OSError as e:
             raise SketchColorError(f"{path}: cannot read ({e.strerror})") from None
@@ -124,9 +125,18 @@ class Fixes:
 
 
 def _number(v: object, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise SketchColorError(f"{where} must be a finite number, got {v!r}")
+    try:  # an integer too large for a float (JSON allows any) is not a finite number either
+        finite = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise SketchColorError(f"{where} must be a finite number, got {_short(v)}")
     return float(v)
+
+
+def _short(v: object) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _point(v: object, where: str) -> tuple[float, float]:
@@ -179,8 +189,8 @@ def hint_bias(hints: Sequence[Hint], sketch_box: Letterbox, reference_boxes: Seq
         rows = _gaussian(grid, to_cell(h.sketch, sketch_box, stride), sigma)
         rows[rows < 1e-3] = 0.0
         if labels is not None:
-            hh, ww = labels.shape
-            at = labels[min(int(h.sketch[1] * hh), hh - 1), min(int(h.sketch[0] * ww), ww - 1)]
+            x, y = point_pixel(h.sketch, labels.shape)
+            at = labels[y, x]
             rows = np.maximum(rows, cell_coverage(labels == at, sketch_box, grid, stride))
         cols = _gaussian(reference_grids[h.reference_index],
                          to_cell(h.reference, reference_boxes[h.reference_index], stride), reference_sigma)

@@ -18,6 +18,7 @@ from sketchcolor.config import Config, DataConfig
 from sketchcolor.data.io import ImageLike, Letterbox, letterbox, load_image, to_gray, to_tensor, to_uint8, unletterbox
 from sketchcolor.data.sketch import extract_sketch as extract_sketch_fn
 from sketchcolor.errors import SketchColorError
+from sketchcolor.inference.cells import point_pixel
 from sketchcolor.inference.color_book import ColorBook
 from sketchcolor.inference.onnx_backend import OnnxColorizer
 from sketchcolor.inference.fixes import Fixes, Recolor, hint_bias
@@ -41,9 +42,8 @@ def recolor(paint: np.ndarray, alpha: np.ndarray, regions: RegionFill, fixes: Fi
     region under each point (``regions``' labels) painted in its color, made opaque. ``regions``
     records the new colors (:meth:`RegionFill.recolor`)."""
     paint, alpha = paint.copy(), alpha.copy()
-    h, w = regions.labels.shape
     for r in fixes.recolors:
-        label = regions.label_at(round(r.point[0] * (w - 1)), round(r.point[1] * (h - 1)))
+        label = regions.label_at(*point_pixel(r.point, regions.labels.shape))
         regions.recolor(label, r.color)
         mask = regions.labels == label
         paint[mask] = r.color

@@ -174,7 +174,7 @@ class Colorizer(nn.Module):
         """Colorize ``sketch`` ``[B, 1, H, W]`` in the colors of ``reference`` (``[B, 3, H', W']``,
         or a sequence of several) or of ``cached`` (:meth:`encode_reference`'s result, batch 1 or
         B): exactly one of the two. ``attention_bias`` ``[B or 1, hw, M]`` is added to SCFT's
-        logits (correspondence hints, :mod:`sketchcolor.inference.hints`); SCFT models only."""
+        logits (correspondence hints, :func:`sketchcolor.inference.fixes.hint_bias`); SCFT models only."""
         s = self.cfg.feature_stride
         assert sketch.dim() == 4 and sketch.shape[1] == 1, f"sketch must be [B, 1, H, W], got {tuple(sketch.shape)}"
         assert sketch.shape[-1] % s == 0 and sketch.shape[-2] % s == 0, f"sketch size must be a multiple of {s}"
