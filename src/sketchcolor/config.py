@@ -329,6 +329,16 @@ class TrainConfig:
     # Stop the run (SketchColorError, last good checkpoint kept) after this many steps in a row
     # whose loss or gradients were not finite and so were skipped; 0 = never stop.
     max_bad_steps: int = 10
+    # Speed switches (issue 14). None changes what the weights compute beyond a stated tolerance
+    # (tests/training/test_precision.py), so configs saved before they existed load with these
+    # defaults (:data:`SPEED_FIELDS`). Autocast: "bf16", "fp16" (with a gradient scaler), "auto"
+    # (bf16 on a GPU that supports it, else fp16 + scaler on a GPU; fp32 on CPU, where bf16 is
+    # only fast with AMX) or "off" (fp32).
+    mixed_precision: Literal["off", "auto", "bf16", "fp16"] = "off"
+    # G, D and the VGG trunk in NHWC memory layout, inputs converted at the step.
+    channels_last: bool = False
+    # torch.compile G and D (opt-in: the first steps pay the compilation).
+    compile: bool = False
 
     def validate(self) -> None:
         """Counts and intervals >= 1 (0 only where it means "off"), rates finite and > 0,
@@ -349,6 +359,12 @@ class TrainConfig:
         _int_in("train.threads", self.threads, 0, 1024)
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
             raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {_show(self.device)}")
+        allowed = get_args(get_type_hints(TrainConfig)["mixed_precision"])
+        if self.mixed_precision not in allowed:
+            raise ConfigError(f"train.mixed_precision must be one of {list(allowed)}, got {_show(self.mixed_precision)}")
+        for name in ("channels_last", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"train.{name} must be true or false, got {_show(getattr(self, name))}")
 
 
 @dataclass(frozen=True)
@@ -411,6 +427,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be a list, got {_show(value)}")
         return tuple(_coerce(args[0], v, where) for v in value)
     if origin is Literal:
+        if value is False and "off" in args:  # YAML 1.1 reads a bare off (train.mixed_precision=off) as false
+            value = "off"
         if value not in args:
             raise ConfigError(f"{where} must be one of {list(args)}, got {_show(value)}")
         return value
@@ -441,6 +459,12 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover
 
 
+# Fields added after configs were first saved that a saved config may lack: they only change how
+# fast a run trains, never what the weights compute, so a config.json written before them (such as
+# weights/default/config.json) loads with their defaults. Every other field stays required.
+SPEED_FIELDS: frozenset[str] = frozenset({"train.mixed_precision", "train.channels_last", "train.compile"})
+
+
 def _section(cls: type, raw: Any, name: str, complete: bool) -> Any:
     if raw is None and not complete:
         raw = {}
@@ -452,7 +476,7 @@ def _section(cls: type, raw: Any, name: str, complete: bool) -> Any:
     if unknown:
         raise ConfigError(f"unknown key(s) in {name!r}: {_cut(', '.join(sorted(unknown)))}")
     if complete:
-        missing = [k for k in known if k not in raw]
+        missing = [k for k in known if k not in raw and f"{name}.{k}" not in SPEED_FIELDS]
         if missing:
             raise ConfigError(f"{name}.{missing[0]} is missing: a saved model's config must give every field "
                               f"(no default is assumed)" + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else ""))

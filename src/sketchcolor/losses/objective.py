@@ -9,7 +9,7 @@ from sketchcolor.config import LossConfig
 from sketchcolor.losses.adversarial import discriminator_loss, generator_loss
 from sketchcolor.losses.perceptual import perceptual_and_style
 from sketchcolor.losses.reconstruction import l1_loss, warp_l1
-from sketchcolor.losses.triplet import triplet_loss
+from sketchcolor.losses.triplet import BatchShard, triplet_loss
 from sketchcolor.models.generator import ColorizerOutput
 
 
@@ -22,17 +22,21 @@ def generator_terms(
     cfg: LossConfig,
     vgg: nn.Module | None,
     gen: torch.Generator | None = None,
+    shard: BatchShard | None = None,
 ) -> dict[str, torch.Tensor]:
     """Unweighted terms that have a non-zero weight, plus ``total`` (Eq. 11).
 
-    Terms with weight 0 are not computed (the VGG forward can cost more than G itself)."""
+    Terms with weight 0 are not computed (the VGG forward can cost more than G itself).
+    ``shard``: this batch is one process's share of a global batch (the triplet term needs it;
+    every other term is a mean over equal per-example parts already)."""
     terms: dict[str, torch.Tensor] = {}
     if cfg.lambda_rec:
         terms["rec"] = l1_loss(out.image, target)
     if cfg.lambda_warp and out.warped_colors is not None:
         terms["warp"] = warp_l1(out.warped_colors, target)
     if cfg.lambda_tr and out.query is not None:  # the concatenation baseline has no attention to supervise
-        terms["tr"] = triplet_loss(out.query, out.key, correspondence, cfg.triplet_margin, gen, cfg.triplet_negatives)
+        terms["tr"] = triplet_loss(out.query, out.key, correspondence, cfg.triplet_margin, gen, cfg.triplet_negatives,
+                                   shard)
     if cfg.lambda_adv:
         terms["adv"] = generator_loss(discriminator(out.image, sketch), cfg.gan_mode)
     if cfg.lambda_perc or cfg.lambda_style:

@@ -9,8 +9,24 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
+
+
+@dataclass(frozen=True)
+class BatchShard:
+    """A batch that is rows ``rows`` (long ``[b]``) of a global batch of ``size`` examples whose
+    correspondences hold ``valid`` entries >= 0 in all: one process's share under DDP.
+
+    With it the loss draws the negatives of the whole global batch (the same generator state on
+    every process gives the draw one process would make) and keeps its rows, and it is scaled so
+    that the mean over equal shards, which DDP's gradient averaging takes, is the global batch's
+    loss: the valid queries differ in number between shards, so a mean per shard would not be."""
+
+    rows: torch.Tensor
+    size: int
+    valid: int
 
 
 def triplet_loss(
@@ -20,11 +36,13 @@ def triplet_loss(
     margin: float,
     gen: torch.Generator | None = None,
     num_negatives: int = 1,
+    shard: BatchShard | None = None,
 ) -> torch.Tensor:
     """query ``[B, N, d]``, key ``[B, M, d]``, correspondence ``[B, N]`` long (-1 = no positive).
 
     Returns the mean hinge over valid queries and ``num_negatives`` negatives each; 0 (with a
-    graph) when no query has a positive.
+    graph) when no query has a positive. With ``shard`` (see :class:`BatchShard`) the share of
+    this batch in the global batch's mean, times the number of shards.
     """
     b, n, d = query.shape
     m = key.shape[1]
@@ -37,10 +55,16 @@ def triplet_loss(
     k_pos = torch.gather(key, 1, pos_idx[..., None].expand(b, n, d))
     s_pos = (query * k_pos).sum(-1) * scale  # [B, N]
     # Uniform over the m - 1 positions other than the positive: draw in [0, m-1) and skip it.
-    neg = torch.randint(0, m - 1, (b, n, num_negatives), generator=gen, device="cpu").to(query.device)
+    if shard is None:
+        neg = torch.randint(0, m - 1, (b, n, num_negatives), generator=gen, device="cpu").to(query.device)
+    else:
+        neg = torch.randint(0, m - 1, (shard.size, n, num_negatives), generator=gen, device="cpu")[shard.rows.cpu()]
+        neg = neg.to(query.device)
     neg = neg + (neg >= pos_idx[..., None]).long()
     k_neg = torch.gather(key, 1, neg.reshape(b, n * num_negatives, 1).expand(b, n * num_negatives, d))
     s_neg = (query.repeat_interleave(num_negatives, dim=1) * k_neg).sum(-1).reshape(b, n, num_negatives) * scale
     hinge = torch.relu(-s_pos[..., None] + s_neg + margin)  # [B, N, K]
     mask = valid[..., None].expand_as(hinge)
-    return hinge[mask].mean()
+    if shard is None:
+        return hinge[mask].mean()
+    return hinge[mask].sum() * (shard.size / b) / (shard.valid * num_negatives)

@@ -9,9 +9,10 @@ file ``.lock``. ``train --out RUN`` accepts:
 - a folder whose ``config.json`` is a run of the *same config*: the ``model``, ``data`` and
   ``loss`` sections and the training settings that shape the weights are equal. What may differ
   is listed in :data:`MAY_CHANGE`: ``train.steps`` (to extend a run), the learning rates (the
-  recipe's win on resume, so a run can lower them), cadences, device, threads, and the data
-  loader's speed settings. Whether it has checkpoints (then ``--resume`` is needed) is decided
-  by :func:`sketchcolor.training.loop.fit`.
+  recipe's win on resume, so a run can lower them), cadences, device, threads, the data
+  loader's speed settings and the step's (autocast, channels_last, torch.compile). The number of
+  processes (``torchrun --nproc_per_node``) is no config field and may change too. Whether it
+  has checkpoints (then ``--resume`` is needed) is decided by :func:`sketchcolor.training.loop.fit`.
 
 Anything else (a model folder, a run of another config, a folder of the user's files) is refused
 with one line, with or without ``--resume``, and nothing in it is touched.
@@ -45,6 +46,7 @@ MAY_CHANGE: frozenset[str] = frozenset({
     "train.log_every", "train.image_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.val_every", "train.max_bad_steps",
     "data.num_workers", "data.cache_images",
+    "train.mixed_precision", "train.channels_last", "train.compile",
 })
 
 

@@ -1,0 +1,216 @@
+"""Several processes, one run: ``torchrun`` -> a process group, each process its share of a batch.
+
+``sketchcolor train`` started by ``torchrun --nproc_per_node N`` (which sets ``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``) joins the process group here:
+NCCL when the processes train on CUDA devices (process ``LOCAL_RANK`` on ``cuda:LOCAL_RANK``),
+gloo on CPUs. Started any other way it is one process, as before. torch.distributed does the
+work; this module only chooses the backend and device and wraps the few collectives the loop needs.
+
+``train.batch_size`` is the *global* batch: every process takes ``batch_size / world_size``
+examples of it (:func:`shard_sampler`), so a run gives the same batches whatever the number of
+processes, and a checkpoint written by N processes resumes in M.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler
+
+from sketchcolor.device import pick_device
+from sketchcolor.errors import SketchColorError
+from sketchcolor.losses.triplet import BatchShard
+
+log = logging.getLogger(__name__)
+
+# A process that waits longer than this for the others (e.g. while rank 0 validates or writes a
+# checkpoint) fails instead of hanging for ever.
+TIMEOUT = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place: ``rank`` of ``size`` processes; ``device`` it trains on; ``owned``
+    when this module started the process group (and so ends it)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    owned: bool = False
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 alone writes logs, pictures and checkpoints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SketchColorError(f"environment variable {name}={raw[:20]!r} is not an integer") from None
+
+
+def join(device_name: str) -> World:
+    """The process group torchrun asked for (or the one already set up), else one process.
+
+    ``device_name`` is ``train.device``: ``auto`` and ``cuda`` put process ``LOCAL_RANK`` on
+    ``cuda:LOCAL_RANK`` (NCCL), ``cpu`` keeps every process on the CPU (gloo)."""
+    size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else _env_int("WORLD_SIZE", 1)
+    if size <= 1:
+        return World(device=pick_device(device_name))
+    if not dist.is_available():
+        raise SketchColorError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+    local_rank = _env_int("LOCAL_RANK", 0)
+    base = pick_device(device_name)
+    if base.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise SketchColorError(f"LOCAL_RANK {local_rank}: this machine has {torch.cuda.device_count()} CUDA "
+                                   f"device(s); start at most that many processes per node")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    elif base.type == "cpu":
+        device, backend = base, "gloo"
+    else:
+        raise SketchColorError(f"train.device {device_name!r}: several processes train on cpu or cuda, not {base.type}")
+    owned = False
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, timeout=TIMEOUT)
+        owned = True
+    world = World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=local_rank, device=device, owned=owned)
+    log.info("rank %d of %d on %s (%s)", world.rank, world.size, device, dist.get_backend())
+    return world
+
+
+def leave(world: World) -> None:
+    """End the process group if :func:`join` started it."""
+    if world.owned and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _flag_tensor(world: World, value: float) -> torch.Tensor:
+    return torch.tensor([value], dtype=torch.float64, device=world.device)
+
+
+def all_true(world: World, flag: bool) -> bool:
+    """True when ``flag`` is True on every process (a collective: every process must call it)."""
+    if not world.distributed:
+        return flag
+    t = _flag_tensor(world, 1.0 if flag else 0.0)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item() > 0.5)
+
+
+def check_all_ready(world: World, error: BaseException | None) -> None:
+    """After the set-up each process did alone: re-raise this process's ``error``, or raise one
+    line when another process failed, so that no process waits for ever for one that gave up."""
+    ok = all_true(world, error is None)
+    if error is not None:
+        raise error
+    if not ok:
+        raise SketchColorError(f"rank {world.rank}: another process of the run failed to start (see its error)")
+
+
+def total(world: World, value: int) -> int:
+    """The sum of ``value`` over the processes."""
+    if not world.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=world.device)
+    dist.all_reduce(t)
+    return int(t.item())
+
+
+def mean_metrics(world: World, metrics: dict[str, float]) -> dict[str, float]:
+    """Each scalar averaged over the processes (the keys are the same on every process)."""
+    if not world.distributed or not metrics:
+        return metrics
+    keys = sorted(metrics)
+    t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=world.device)
+    dist.all_reduce(t)
+    return dict(zip(keys, (t / world.size).tolist()))
+
+
+def barrier(world: World) -> None:
+    if world.distributed:
+        dist.barrier()
+
+
+def local_batch(world: World, global_batch: int) -> int:
+    """Examples per process: the global ``train.batch_size`` split evenly."""
+    if global_batch % world.size:
+        raise SketchColorError(f"train.batch_size {global_batch} is not divisible by the {world.size} processes; "
+                               f"choose a batch size that is a multiple of the number of processes")
+    return global_batch // world.size
+
+
+def shard_sampler(world: World, dataset: torch.utils.data.Dataset) -> DistributedSampler | None:
+    """Rank ``r`` takes examples ``r, r + N, r + 2N, ...`` of the stream (torch's
+    DistributedSampler, in order): with a local batch of ``B / N`` its k-th batch is its share of
+    the k-th global batch, rows ``r, r + N, ...`` of it (:func:`batch_shard`)."""
+    if not world.distributed:
+        return None
+    return DistributedSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=False, drop_last=False)
+
+
+def batch_shard(world: World, global_batch: int, correspondence: torch.Tensor) -> BatchShard | None:
+    """Which rows of the global batch this process holds and how many valid correspondences the
+    whole global batch has (a collective), for the triplet loss; None in one process."""
+    if not world.distributed:
+        return None
+    rows = torch.arange(world.rank, global_batch, world.size)
+    return BatchShard(rows=rows, size=global_batch, valid=total(world, int((correspondence >= 0).sum())))
+
+
+def describe_devices(world: World) -> tuple[list[str], int]:
+    """(the device of every process in rank order, the number of machines) for config.json; a
+    collective. Host names are compared, not recorded."""
+    here = str(world.device)
+    if world.device.type == "cuda":
+        here += f" ({torch.cuda.get_device_name(world.device)})"
+    else:
+        here += f" ({platform.machine()}, {torch.get_num_threads()} threads)"
+    if not world.distributed:
+        return [here], 1
+    found: list[object] = [None] * world.size
+    dist.all_gather_object(found, (socket.gethostname(), here))
+    return [str(d) for _, d in found], len({h for h, _ in found})  # type: ignore[misc]
+
+
+@torch.no_grad()
+def _fingerprint(modules: list[torch.nn.Module]) -> torch.Tensor:
+    """Three float64 numbers per tensor (sum, sum of squares, a position-weighted sum) of every
+    parameter and buffer: equal weights give equal prints, and a change anywhere shows."""
+    rows = []
+    for m in modules:
+        for t in [*m.parameters(), *m.buffers()]:
+            x = t.detach().double().flatten()
+            w = torch.arange(x.numel(), device=x.device, dtype=torch.float64).remainder_(7.0)
+            rows.append(torch.stack([x.sum(), (x * x).sum(), (x * w).sum()]))
+    return torch.stack(rows) if rows else torch.zeros(0, 3, dtype=torch.float64)
+
+
+def divergence(world: World, modules: list[torch.nn.Module]) -> float:
+    """Largest difference between any process's weight fingerprint and rank 0's (0.0 when every
+    process holds the same weights, as DDP should keep them; a collective)."""
+    if not world.distributed:
+        return 0.0
+    mine = _fingerprint(modules).to(world.device)
+    prints = [torch.empty_like(mine) for _ in range(world.size)]
+    dist.all_gather(prints, mine)
+    return max(float((p - prints[0]).abs().max()) if p.numel() else 0.0 for p in prints)

@@ -1,0 +1,111 @@
+"""Issue 14: the step's speed switches (autocast, channels_last) stay within a tolerance of fp32.
+
+Stated tolerances, for one G+D step of the tiny test model on CPU (loss terms relative to fp32;
+gradients as the relative L2 norm of their difference):
+- channels_last, fp32: the same arithmetic in another memory order: terms 1e-5, gradients 1e-4
+  (measured 0 and 1e-6 on configs/tiny.yaml);
+- bf16 autocast (8 bits of mantissa in convolutions and matrix products): terms 1e-2, gradients
+  5e-2 (measured 4e-5 and 2.7e-3 on configs/tiny.yaml);
+- fp16 autocast with gradient scalers: the same bounds (measured 1e-5 and 1.5e-3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from sketchcolor.config import LossConfig
+from sketchcolor.models import Colorizer, PatchDiscriminator
+from sketchcolor.training.checkpoint import list_checkpoints, load_trainer_state
+from sketchcolor.training.loop import fit
+from sketchcolor.training.precision import choose_precision
+from sketchcolor.training.step import StepOptions, train_step
+
+LIMITS = {"channels_last": (1e-5, 1e-4), "bf16": (1e-2, 5e-2), "fp16": (1e-2, 5e-2)}
+
+
+def _one_step(model_cfg, setting: str, channels_last: bool) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+    """Terms and the gradients of G and D after one step (lr 0: only the gradients matter)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    torch.manual_seed(0)
+    g = Colorizer(model_cfg).to(memory_format=fmt)
+    d = PatchDiscriminator(model_cfg).to(memory_format=fmt)
+    opt_g, opt_d = torch.optim.SGD(g.parameters(), lr=0.0), torch.optim.SGD(d.parameters(), lr=0.0)
+    gen = torch.Generator().manual_seed(0)
+    s = model_cfg.image_size
+    batch = {"sketch": torch.rand(2, 1, s, s, generator=gen) * 2 - 1, "reference": torch.rand(2, 3, s, s, generator=gen) * 2 - 1,
+             "target": torch.rand(2, 3, s, s, generator=gen) * 2 - 1,
+             "correspondence": torch.arange((s // model_cfg.feature_stride) ** 2).repeat(2, 1)}
+    batch = {k: v.contiguous(memory_format=fmt) if v.dim() == 4 else v for k, v in batch.items()}
+    p = choose_precision(setting, torch.device("cpu"))
+    options = StepOptions(autocast=p.dtype, scaler_g=p.scaler_g, scaler_d=p.scaler_d)
+    m = train_step(g, d, opt_g, opt_d, batch, LossConfig(lambda_perc=0, lambda_style=0), None,
+                   torch.Generator().manual_seed(1), options=options)
+    assert m.pop("skipped") == 0.0
+    grads = [torch.cat([q.grad.flatten() for q in net.parameters()]) for net in (g, d)]
+    return m, grads[0], grads[1]
+
+
+@pytest.mark.parametrize("variant", ["channels_last", "bf16", "fp16"])
+def test_switches_stay_within_tolerance_of_fp32(tiny_model_cfg, variant: str) -> None:
+    ref_terms, ref_g, ref_d = _one_step(tiny_model_cfg, "off", False)
+    terms, grad_g, grad_d = _one_step(tiny_model_cfg, "off" if variant == "channels_last" else variant,
+                                      variant == "channels_last")
+    term_limit, grad_limit = LIMITS[variant]
+    assert terms.keys() == ref_terms.keys()
+    for k, v in terms.items():
+        assert abs(v - ref_terms[k]) <= term_limit * max(abs(ref_terms[k]), 1e-6), (k, v, ref_terms[k])
+    for got, ref in ((grad_g, ref_g), (grad_d, ref_d)):
+        assert float((got - ref).norm() / ref.norm()) < grad_limit
+
+
+def test_mixed_precision_run_keeps_its_scalers_across_a_resume(tmp_path: Path, sample_photos: list[Path],
+                                                                small_config) -> None:
+    common = ["train.batch_size=2", "train.log_every=1", "train.image_every=1000", "train.checkpoint_every=1",
+              "train.mixed_precision=fp16", "train.channels_last=true"]
+    fit(small_config(*common, "train.steps=1"), sample_photos[0].parent, tmp_path / "r", progress=False)
+    state = load_trainer_state(list_checkpoints(tmp_path / "r" / "checkpoints")[-1])
+    assert state["scaler_g"]["scale"] > 0 and state["scaler_d"]["scale"] > 0
+    fit(small_config(*common, "train.steps=2"), sample_photos[0].parent, tmp_path / "r", resume=True, progress=False)
+    assert load_trainer_state(list_checkpoints(tmp_path / "r" / "checkpoints")[-1])["step"] == 2
+
+
+def test_auto_precision_is_fp32_on_cpu() -> None:
+    assert choose_precision("auto", torch.device("cpu")).dtype is None
+    assert choose_precision("bf16", torch.device("cpu")).dtype is torch.bfloat16
+    p = choose_precision("fp16", torch.device("cpu"))
+    assert p.dtype is torch.float16 and p.scaler_g is not None and p.scaler_d is not None
+
+
+def test_configs_saved_before_the_switches_still_load() -> None:
+    """weights/default/config.json predates train.mixed_precision/channels_last/compile."""
+    from sketchcolor.models.serialization import read_config
+
+    cfg, _ = read_config(Path(__file__).resolve().parents[2] / "weights" / "default")
+    assert (cfg.train.mixed_precision, cfg.train.channels_last, cfg.train.compile) == ("off", False, False)
+
+
+@pytest.mark.slow  # inductor compiles C++ for the CPU: minutes on 2 cores
+def test_compiled_run_matches_the_eager_run(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
+    from safetensors.torch import load_file
+
+    common = ["train.batch_size=2", "train.log_every=1", "train.image_every=1000", "train.steps=2", "train.threads=1"]
+    eager = fit(small_config(*common), sample_photos[0].parent, tmp_path / "eager", progress=False)
+    compiled = fit(small_config(*common, "train.compile=true"), sample_photos[0].parent, tmp_path / "compiled",
+                   progress=False)
+    a, b = load_file(str(eager / "model.safetensors")), load_file(str(compiled / "model.safetensors"))
+    assert a.keys() == b.keys()  # no _orig_mod. prefixes
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-4), k
+
+
+def test_the_switches_are_validated_and_a_bare_off_is_off(small_config) -> None:
+    from sketchcolor.errors import ConfigError
+
+    assert small_config("train.mixed_precision=off").train.mixed_precision == "off"  # YAML 1.1 reads off as false
+    with pytest.raises(ConfigError, match="train.mixed_precision must be one of"):
+        small_config("train.mixed_precision=bf17")
+    with pytest.raises(ConfigError, match="train.channels_last must be true or false"):
+        small_config("train.channels_last=3")
