@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from sketchcolor.app.session import Session  # noqa: E402
 from sketchcolor.inference.pipeline import ColorizePipeline  # noqa: E402
+from sketchcolor.shipped import read_example_pairs  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -47,8 +48,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     pipe = ColorizePipeline.from_pretrained(args.weights, device="cpu")
     examples = ROOT / "examples"
-    pairs = [line.split(",")[:2] for line in (examples / "pairs.csv").read_text().splitlines()[1:]
-             if line.endswith(",cross")]
+    pairs = [(s, r) for s, r, kind in read_example_pairs(examples) if kind == "cross"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(pairs)} cross pairs, "
           f"model {pipe.size} px, {args.repeats} repeats")
     print("| drawing | re-render after a recolor | after a hint | inspect click | writing the 3 downloads |")
@@ -57,13 +57,13 @@ def main() -> int:
         for size in args.sizes:
             times: dict[str, list[float]] = {"recolor": [], "hint": [], "inspect": [], "save": []}
             for k, (sketch, reference) in enumerate(pairs):
-                drawing = Image.open(examples / sketch).convert("L")
+                drawing = Image.open(sketch).convert("L")
                 drawing = drawing.resize((size, round(size * drawing.height / drawing.width)), Image.LANCZOS)
                 path = Path(tmp) / f"d{k}_{size}.png"
                 drawing.save(path)
                 s = Session(pipe, Path(tmp) / f"s{k}_{size}")
                 s.set_sketch(path)
-                s.set_reference(examples / reference)
+                s.set_reference(reference)
                 s.colorize()  # warm-up: prepares the drawing and encodes the reference once
                 cx, cy = 0.5 * drawing.width, 0.5 * drawing.height
                 for _ in range(args.repeats):

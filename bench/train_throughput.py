@@ -35,15 +35,14 @@ from typing import Any, Callable
 
 import torch
 
+# run as a script, so bench/ is on sys.path: one CPU-name reader and logger for the benches
+from bench_speed import cpu_model, log  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 # 3x3 convolutions (batch, channels in = out, side) swept for the machine's best convolution
 # kernel: the widths and sizes of the recipes' layers and of the VGG trunk, and larger ones.
 CONV_SHAPES = [(4, 64, 128), (4, 128, 64), (4, 256, 32), (4, 512, 16), (8, 128, 64), (8, 256, 32), (8, 512, 32),
                (16, 256, 32), (4, 64, 256), (4, 992, 16)]
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def sync(device: torch.device) -> None:
@@ -64,16 +63,6 @@ def time_calls(fn: Callable[[], Any], device: torch.device, warmup: int, repeats
         sync(device)
         times.append(time.perf_counter() - t0)
     return times
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def device_name(device: torch.device) -> str:

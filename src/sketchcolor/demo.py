@@ -9,7 +9,6 @@ scikit-image's sample photos, to show the whole path working.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import cv2
@@ -20,7 +19,7 @@ from sketchcolor.evaluation.selfref import self_reference_cases
 from sketchcolor.data.sources.skimage_samples import write_sample_photos
 from sketchcolor.errors import SketchColorError
 from sketchcolor.data.grids import grid_from_rows
-from sketchcolor.shipped import shipped_path
+from sketchcolor.shipped import read_example_pairs, shipped_path
 
 TINY = shipped_path("configs/tiny.yaml")  # these three ship in the wheel (setup.py); else the checkout's
 EXAMPLES = shipped_path("examples")
@@ -34,16 +33,15 @@ def example_grid(pipe, examples: Path, out: Path) -> Path:
     if not pairs_csv.is_file():
         raise SketchColorError(f"{pairs_csv}: example list not found")
     rows = []
-    with pairs_csv.open(newline="") as fh:
-        for i, rec in enumerate(csv.DictReader(fh)):
-            sketch = load_image(examples / rec["sketch"])
-            reference = load_image(examples / rec["reference"])
-            if rec["kind"] == "self":
-                # the drawing's own a() + s() at the model's size, as training makes it
-                reference = self_reference_cases([(sketch, reference)], pipe, seed=i)[0].reference
-            colored = pipe(sketch, reference)
-            save_image(colored, out / f"{Path(rec['sketch']).stem}__{rec['kind']}.png")
-            rows.append([letterbox(im, SHOW)[0] for im in (sketch, reference, colored)])
+    for i, (sketch_path, reference_path, kind) in enumerate(read_example_pairs(examples)):
+        sketch = load_image(sketch_path)
+        reference = load_image(reference_path)
+        if kind == "self":
+            # the drawing's own a() + s() at the model's size, as training makes it
+            reference = self_reference_cases([(sketch, reference)], pipe, seed=i)[0].reference
+        colored = pipe(sketch, reference)
+        save_image(colored, out / f"{sketch_path.stem}__{kind}.png")
+        rows.append([letterbox(im, SHOW)[0] for im in (sketch, reference, colored)])
     grid = out / "demo_grid.png"
     save_image(grid_from_rows(rows), grid)
     return grid

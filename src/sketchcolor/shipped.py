@@ -8,6 +8,7 @@ time; the list is ``SHIPPED`` there), found here through ``importlib.resources``
 
 from __future__ import annotations
 
+import csv
 from importlib.resources import files
 from pathlib import Path
 
@@ -19,3 +20,10 @@ def shipped_path(name: str) -> Path:
     if packaged.is_dir():  # a regular install: files() of a package on disk is a pathlib.Path
         return Path(str(packaged.joinpath(*parts)))
     return Path(__file__).resolve().parents[2].joinpath(*parts)
+
+
+def read_example_pairs(examples: Path) -> list[tuple[Path, Path, str]]:
+    """The rows of ``examples/pairs.csv`` (columns sketch, reference, kind; paths relative to
+    ``examples``) -> (sketch path, reference path, kind "cross" or "self"), in file order."""
+    with (examples / "pairs.csv").open(newline="", encoding="utf-8") as fh:
+        return [(examples / r["sketch"], examples / r["reference"], r["kind"]) for r in csv.DictReader(fh)]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sketchcolor.errors import SketchColorError
 from sketchcolor.inference.pipeline import ColorizePipeline
+from sketchcolor.shipped import read_example_pairs
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home (this may run offline)
 import gradio as gr  # noqa: E402
@@ -39,15 +40,12 @@ downloaded as JSON, to load again on the next drawing of the same character.
 
 
 def example_pairs(folder: Path) -> list[list[str]]:
-    """(sketch, reference) pairs of the shipped test-split examples: the cross pairs of
-    ``pairs.csv`` and, from ``testset/``, drawings with another drawing's colors."""
+    """(sketch, reference) pairs of the shipped test-split examples: the rows of ``pairs.csv``
+    (cross pairs, and the lion with its own colors) and, from ``testset/``, drawings with another
+    drawing's colors."""
     pairs: list[list[str]] = []
-    csv = folder / "pairs.csv"
-    if csv.is_file():
-        for line in csv.read_text(encoding="utf-8").splitlines()[1:]:
-            parts = line.split(",")
-            if len(parts) >= 2 and (folder / parts[0]).is_file() and (folder / parts[1]).is_file():
-                pairs.append([str(folder / parts[0]), str(folder / parts[1])])
+    if (folder / "pairs.csv").is_file():
+        pairs += [[str(s), str(r)] for s, r, _ in read_example_pairs(folder) if s.is_file() and r.is_file()]
     lines = sorted((folder / "testset").glob("*_line.png"))[:6]
     colors = sorted((folder / "testset").glob("*_color.png"))[:6]
     for line, color in zip(lines, colors[1:] + colors[:1]):  # each drawing with its neighbour's colors
