@@ -149,3 +149,40 @@ def test_outside_labels_are_the_regions_holding_the_frame():
     assert outside_labels(labels).tolist() == [1]
     labels[:, 50:] = 4  # two halves of the background: both hold a large share of the frame
     assert outside_labels(labels).tolist() == [1, 4]
+
+
+def test_a_region_is_split_where_the_prediction_has_a_clear_color_edge():
+    """A closed box painted half red, half blue (the line between them undrawn) keeps both colors;
+    a box painted one color with noise stays one flat color."""
+    from sketchcolor.inference.render import region_fill
+
+    sketch = two_boxes()
+    rng = np.random.default_rng(0)
+    pred = np.full(sketch.shape + (3,), 255, np.uint8)
+    pred[20:101, 10:55] = (200, 40, 40)
+    pred[60:101, 10:55] = (40, 60, 200)  # the left box's lower half
+    pred[20:101, 65:110] = np.clip(np.array([40, 160, 60]) + rng.integers(-8, 9, (81, 45, 3)), 0, 255)
+    paint, alpha = fill_regions(pred, sketch)
+    assert np.abs(paint[40, 30].astype(int) - (200, 40, 40)).max() < 12
+    assert np.abs(paint[80, 30].astype(int) - (40, 60, 200)).max() < 12
+    right = paint[25:96, 70:105].reshape(-1, 3)
+    assert len(np.unique(right, axis=0)) == 1 and np.abs(right[0].astype(int) - (40, 160, 60)).max() < 12
+    whole = region_fill(pred, sketch, split=False).paint()[0]
+    assert (whole[40, 30] == whole[80, 30]).all()  # without the split: one median color per box
+
+
+def test_an_open_shape_the_network_paints_is_not_taken_for_paper():
+    """A box whose side has a gap wider than both balls joins the paper region; where the network
+    paints it, its paint stays (the paper around stays white), even where the paint runs a little
+    over the lines (no rim on the lines: the split by paint alone left it paper)."""
+    from sketchcolor.inference.render import region_fill
+
+    sketch = two_boxes(gap=30)
+    pred = np.full(sketch.shape + (3,), 255, np.uint8)
+    pred[15:106, 5:60] = (60, 90, 160)  # over the open left box and 5 px beyond its lines
+    paint, alpha = fill_regions(pred, sketch)
+    assert alpha[60, 30] == 255 and np.abs(paint[60, 30].astype(int) - (60, 90, 160)).max() < 12
+    assert alpha[5, 5] == 0 and tuple(paint[5, 5]) == (255, 255, 255)
+    assert (alpha[:, :4] == 0).all() and (alpha[:4] == 0).all() and (alpha[:, 60:65] == 0).all()
+    whole, whole_alpha = region_fill(pred, sketch, split=False).paint()
+    assert whole_alpha[60, 30] == 0
