@@ -186,3 +186,12 @@ def test_an_open_shape_the_network_paints_is_not_taken_for_paper():
     assert (alpha[:, :4] == 0).all() and (alpha[:4] == 0).all() and (alpha[:, 60:65] == 0).all()
     whole, whole_alpha = region_fill(pred, sketch, split=False).paint()
     assert whole_alpha[60, 30] == 0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (2, 5)])
+def test_guided_fill_and_regions_take_pictures_a_pixel_or_two_thin(shape):
+    pred = np.full(shape + (3,), 90, np.uint8)
+    sketch = np.full(shape, 255, np.uint8)
+    assert fill_guided(pred, sketch).shape == shape + (3,)
+    paint, alpha = fill_regions(pred, sketch)
+    assert paint.shape == shape + (3,) and alpha.shape == shape

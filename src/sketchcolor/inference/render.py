@@ -369,7 +369,9 @@ def fill_guided(prediction: np.ndarray, sketch: np.ndarray) -> np.ndarray:
     """Edge-aware smoothing of ``prediction`` ``[H, W, 3]`` guided by the sketch (kornia's joint
     bilateral filter): colors stop at lines instead of bleeding across them."""
     h, w = sketch.shape
-    k = max(3, (round(0.02 * max(h, w)) | 1))  # odd kernel, about 2% of the drawing
+    k = min(max(3, (round(0.02 * max(h, w)) | 1)), 2 * min(h, w) - 1)  # odd, about 2% of the drawing
+    if k < 3:  # a picture one pixel thin: nothing to smooth (and the filter's padding needs room)
+        return prediction.copy()
     x = torch.from_numpy(prediction).permute(2, 0, 1)[None].float() / 255.0
     guide = torch.from_numpy(sketch)[None, None].float().expand(1, 3, h, w) / 255.0
     out = joint_bilateral_blur(x, guide, (k, k), sigma_color=0.1, sigma_space=(k / 3.0, k / 3.0))
