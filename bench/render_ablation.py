@@ -6,8 +6,9 @@ drawings' native size.
 
 Renderings: ``none`` (the network's 128 px paint resized), ``guided`` (joint bilateral under the
 lines), ``regions, whole`` (one median color per line-art region, the regions around the drawing
-left as paper: the fill before the split), ``regions`` (the default: regions split by the
-prediction's clear color edges, open shapes the network paints kept), ``regions + snap 1.0``
+left as paper: the fill before open shapes were cut out), ``regions`` (the default: the regions
+around the drawing split by the prediction's color edges, so open shapes the network paints keep
+their paint), ``regions + snap 1.0``
 (each region's color moved onto the reference's palette). Columns: self-reference PSNR and L1
 (the augmented-self pairs of ``evaluate``, same seed), cross color distance and lines kept (each
 drawing with another drawing's colors, same partners as ``evaluate``). The model runs once per
