@@ -1,15 +1,12 @@
 """What each rendering step buys (issue 11's ablation): the same network output of the same weights,
-rendered five ways, scored as ``sketchcolor evaluate`` scores our model on the test split at the
+rendered four ways, scored as ``sketchcolor evaluate`` scores our model on the test split at the
 drawings' native size.
 
     nice -n 5 .venv/bin/python bench/render_ablation.py --data data/drawings --limit 0
 
 Renderings: ``none`` (the network's 128 px paint resized), ``guided`` (joint bilateral under the
-lines), ``regions, whole`` (one median color per line-art region, the regions around the drawing
-left as paper: the fill before open shapes were cut out), ``regions`` (the default: the regions
-around the drawing split by the prediction's color edges, so open shapes the network paints keep
-their paint), ``regions + snap 1.0``
-(each region's color moved onto the reference's palette). Columns: self-reference PSNR and L1
+lines), ``regions`` (the default: one median color per line-art region, paper white) and
+``regions + snap 1.0`` (each region's color moved onto the reference's palette). Columns: self-reference PSNR and L1
 (the augmented-self pairs of ``evaluate``, same seed), cross color distance and lines kept (each
 drawing with another drawing's colors, same partners as ``evaluate``). The model runs once per
 pair; only the rendering differs from row to row.
@@ -37,12 +34,11 @@ from sketchcolor.inference.render import fill_guided, lines_on, reference_palett
 
 
 def renderings(prediction: np.ndarray, sketch: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:
-    """The five renderings of one prediction ``[H, W, 3]`` uint8 under ``sketch`` ``[H, W]``."""
+    """The four renderings of one prediction ``[H, W, 3]`` uint8 under ``sketch`` ``[H, W]``."""
     palette = reference_palette(reference)
     return {
         "none": prediction,
         "guided": lines_on(fill_guided(prediction, sketch), sketch),
-        "regions, whole": lines_on(region_fill(prediction, sketch, split=False).paint()[0], sketch),
         "regions": lines_on(region_fill(prediction, sketch).paint()[0], sketch),
         "regions + snap 1.0": lines_on(region_fill(prediction, sketch, palette, 1.0).paint()[0], sketch),
     }

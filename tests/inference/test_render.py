@@ -151,39 +151,6 @@ def test_outside_labels_are_the_regions_holding_the_frame():
     assert outside_labels(labels).tolist() == [1, 4]
 
 
-def test_a_closed_region_stays_one_flat_color_whatever_the_prediction_paints_in_it():
-    """Closed regions are not split by the prediction: a box painted half red, half blue (no line
-    between) gets one color, the same with and without the split of the open regions."""
-    from sketchcolor.inference.render import region_fill
-
-    sketch = two_boxes()
-    pred = np.full(sketch.shape + (3,), 255, np.uint8)
-    pred[20:101, 10:55] = (200, 40, 40)
-    pred[60:101, 10:55] = (40, 60, 200)
-    paint, alpha = fill_regions(pred, sketch)
-    inner = paint[25:96, 15:50].reshape(-1, 3)
-    assert len(np.unique(inner, axis=0)) == 1 and (alpha[25:96, 15:50] == 255).all()
-    whole = region_fill(pred, sketch, split=False).paint()[0]
-    assert (whole[25:96, 15:50] == paint[25:96, 15:50]).all()
-
-
-def test_an_open_shape_the_network_paints_is_not_taken_for_paper():
-    """A box whose side has a gap wider than both balls (9 px) joins the paper region; where the network
-    paints it, its paint stays (the paper around stays white), even where the paint runs a little
-    over the lines (no rim on the lines: the split by paint alone left it paper)."""
-    from sketchcolor.inference.render import region_fill
-
-    sketch = two_boxes(gap=9)
-    pred = np.full(sketch.shape + (3,), 255, np.uint8)
-    pred[15:106, 5:60] = (60, 90, 160)  # over the open left box and 5 px beyond its lines
-    paint, alpha = fill_regions(pred, sketch)
-    assert alpha[60, 30] == 255 and np.abs(paint[60, 30].astype(int) - (60, 90, 160)).max() < 12
-    assert alpha[5, 5] == 0 and tuple(paint[5, 5]) == (255, 255, 255)
-    assert (alpha[:, :4] == 0).all() and (alpha[:4] == 0).all() and (alpha[:, 60:65] == 0).all()
-    whole, whole_alpha = region_fill(pred, sketch, split=False).paint()
-    assert whole_alpha[60, 30] == 0
-
-
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (2, 5)])
 def test_guided_fill_and_regions_take_pictures_a_pixel_or_two_thin(shape):
     pred = np.full(shape + (3,), 90, np.uint8)

@@ -298,8 +298,7 @@ class ColorizePipeline:
         (:meth:`encode_references`): one forward pass for the batch, then each frame rendered as
         :meth:`colorize` does. ``book`` (regions only): the frames' regions are matched to the
         book's reference colors through the attention and snapped to the colors the book holds
-        (learning them from the first frames), in the frames' order; each line-art region stays
-        whole (no split by the prediction's color edges) so the book can track it. ``fixes``: hints imposed on
+        (learning them from the first frames), in the frames' order. ``fixes``: hints imposed on
         the attention of every frame, recolors applied to every frame's regions (after the book)."""
         fill = self._check_fill(fill, palette_snap, fixes)
         if book is not None and fill != "regions":
@@ -323,7 +322,7 @@ class ColorizePipeline:
             regions = None
             if fill == "regions":
                 regions = region_fill(prediction, frame.line, palette, palette_snap, paint_background,
-                                      trapped=self.frame_regions(frame), split=book is None)
+                                      trapped=self.frame_regions(frame))
                 paint, alpha = regions.paint()
                 if book is not None:
                     probs = None

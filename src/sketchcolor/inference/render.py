@@ -3,11 +3,9 @@ drawing's own crisp lines, as an artist fills line art.
 
 - ``regions``: segment the line art into regions at full resolution (lines thickened by a small
   disc first, so that gaps narrower than the disc still close: a trapped-ball fill as anime paint
-  tools do it, with OpenCV's connected components; shapes open by wider gaps that the network
-  paints are cut from the paper by the prediction's color edges, :func:`refine_regions`), give
-  every region one color (the median in Lab of the prediction over it), let the paper stay
-  white, and multiply the original lines on top. Pixels under the thickened lines join their
-  nearest region (scipy's distance transform).
+  tools do it, with OpenCV's connected components), give every region one color (the median in
+  Lab of the prediction over it), let the paper stay white, and multiply the original lines on
+  top. Pixels under the thickened lines join their nearest region (scipy's distance transform).
 - ``guided``: for open lines (a photo's extracted edges) where regions mean nothing: the
   prediction upsampled with kornia's joint bilateral filter guided by the sketch, lines on top.
 - ``none``: the prediction as it is, resized to the drawing's size.
@@ -30,7 +28,6 @@ import torch
 from kornia.filters import joint_bilateral_blur
 from scipy import ndimage
 from skimage.color import lab2rgb, rgb2lab
-from skimage.segmentation import felzenszwalb
 
 Fill = Literal["regions", "guided", "none"]
 FILLS: tuple[str, ...] = ("regions", "guided", "none")
@@ -238,72 +235,6 @@ class RegionFill:
         return self.rgb()[self.labels], np.where(self.paper[self.labels], 0, 255).astype(np.uint8)
 
 
-# Open shapes found by the prediction's own color edges (:func:`refine_regions`).
-PART_SCALE = 80.0  # felzenszwalb scale on the edge-aware prediction
-PART_MIN = 0.002  # smallest part, a share of the picture
-WORK_SIZE = 256  # parts are found at this size at most: the same parts at any resolution
-
-
-def _parts(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """felzenszwalb parts of ``image`` ``[h, w, 3]`` -> int labels upsampled to ``shape``."""
-    h, w = shape
-    seg = felzenszwalb(image, scale=PART_SCALE, sigma=0.5, min_size=max(4, int(PART_MIN * image.shape[0] * image.shape[1])))
-    if seg.shape != (h, w):  # nearest-neighbour upsampling of the part labels
-        seg = seg[(np.arange(h) * seg.shape[0]) // h][:, (np.arange(w) * seg.shape[1]) // w]
-    return seg
-
-
-def refine_regions(prediction: np.ndarray, labels: np.ndarray, outside: np.ndarray, sketch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split the regions around the drawing by the prediction's color edges.
-
-    A shape whose outline has a gap wider than both balls joins the paper, and one median color
-    would leave it white. In ``outside`` (bool ``[H, W]``, the regions around the drawing) the
-    edge-aware prediction (:func:`fill_guided`, at most :data:`WORK_SIZE`) is cut into parts by
-    scikit-image's felzenszwalb graph segmentation, so a shape the network paints is told from the
-    white paper around it (:func:`open_paper` decides which parts are paper). Closed regions stay
-    whole: splitting them by the prediction's colors too was measured to cost FID (blotchy
-    regions). Returns (labels int32 ``[H, W]`` 1..N, ``open`` bool ``[N + 1]``)."""
-    h, w = labels.shape
-    scale = min(1.0, WORK_SIZE / max(h, w))
-    if scale < 1.0:  # the edge-aware smoothing is costly at full size, and parts need no more
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        prediction_small = cv2.resize(prediction, size, interpolation=cv2.INTER_AREA)
-        sketch_small = cv2.resize(sketch, size, interpolation=cv2.INTER_AREA)
-    else:
-        prediction_small, sketch_small = prediction, sketch
-    seg = _parts(fill_guided(prediction_small, sketch_small), (h, w))
-    key = labels.astype(np.int64) * (int(seg.max()) + 1) + np.where(outside, seg, 0)
-    _, inverse = np.unique(key, return_inverse=True)
-    out = inverse.reshape(h, w).astype(np.int32) + 1
-    is_open = np.zeros(int(out.max()) + 1, bool)
-    is_open[out[outside]] = True
-    return out, is_open
-
-
-def silhouette(sketch: np.ndarray) -> np.ndarray:
-    """bool ``[H, W]``: the drawing's filled outline. Its lines closed with a disc of about 4% of
-    the drawing (OpenCV), so that outlines with gaps close, and the holes filled (scipy)."""
-    r = max(2, round(0.04 * max(sketch.shape)))
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    closed = cv2.morphologyEx(line_mask(sketch).astype(np.uint8), cv2.MORPH_CLOSE, disc)
-    return ndimage.binary_fill_holes(closed.astype(bool))
-
-
-def open_paper(labels: np.ndarray, colors: np.ndarray, is_open: np.ndarray, sketch: np.ndarray) -> np.ndarray:
-    """bool ``[N + 1]``: the open parts (:func:`refine_regions`) that are paper: the near-white
-    ones, those that reach the picture's edge, and those lying mostly outside the drawing's
-    :func:`silhouette` (paint there is the network coloring the background, as a full-frame
-    reference such as a flag makes it do, not a shape whose outline has a gap)."""
-    chroma = np.hypot(colors[:, 1], colors[:, 2])
-    frame = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
-    at_edge = np.bincount(frame, minlength=len(colors)) > 0
-    white = (colors[:, 0] > PAPER_LIGHTNESS) & (chroma < PAPER_CHROMA)
-    area = np.bincount(labels.ravel(), minlength=len(colors))
-    inside = np.bincount(labels.ravel(), weights=silhouette(sketch).ravel(), minlength=len(colors))
-    outside = inside < 0.5 * np.maximum(area, 1)
-    return is_open & (white | at_edge | outside)
-
-
 def sketch_regions(sketch: np.ndarray) -> np.ndarray:
     """The regions of line art from its lines alone (int32 ``[H, W]``): the gap-closing
     segmentation with open shapes trapped (:func:`trap_open_shapes`). The regions fill refines
@@ -313,23 +244,13 @@ def sketch_regions(sketch: np.ndarray) -> np.ndarray:
 
 
 def region_fill(prediction: np.ndarray, sketch: np.ndarray, palette: np.ndarray | None = None,
-                snap: float = 0.0, paint_background: bool = False, trapped: np.ndarray | None = None,
-                split: bool = True) -> RegionFill:
+                snap: float = 0.0, paint_background: bool = False, trapped: np.ndarray | None = None) -> RegionFill:
     """The regions of ``sketch`` and their colors from ``prediction`` (see :func:`fill_regions`);
-    ``trapped``: :func:`sketch_regions` of ``sketch`` where already computed. ``split``: cut the
-    regions around the drawing by the prediction's color edges (:func:`refine_regions`), so open
-    shapes the network paints keep their paint; without it they are paper (a sequence's color
-    book tracks whole regions from frame to frame, which parts found anew in each frame would break)."""
+    ``trapped``: :func:`sketch_regions` of ``sketch`` where already computed."""
     trapped = sketch_regions(sketch) if trapped is None else trapped
     labels = split_open_regions(prediction, trapped, sketch)
-    if split:
-        labels, is_open = refine_regions(prediction, labels, np.isin(labels, outside_labels(trapped)), sketch)
-        colors = region_colors(prediction, labels)
-        outside = np.nonzero(open_paper(labels, colors, is_open, sketch))[0]
-    else:
-        colors = region_colors(prediction, labels)
-        outside = outside_labels(trapped)
-    paper = paper_regions(labels, colors, None if paint_background else outside)
+    colors = region_colors(prediction, labels)
+    paper = paper_regions(labels, colors, None if paint_background else outside_labels(trapped))
     if palette is not None:
         colors[~paper] = snap_to_palette(colors[~paper], palette, snap)
     return RegionFill(labels=labels, colors=colors, paper=paper)
