@@ -79,11 +79,18 @@ def test_auto_precision_is_fp32_on_cpu() -> None:
     assert p.dtype is torch.float16 and p.scaler_g is not None and p.scaler_d is not None
 
 
-def test_configs_saved_before_the_switches_still_load() -> None:
-    """weights/default/config.json predates train.mixed_precision/channels_last/compile."""
+def test_configs_saved_before_the_switches_still_load(tmp_path: Path) -> None:
+    """A model folder written before train.mixed_precision/channels_last/compile existed (the
+    shipped config.json without the three fields) loads with them off."""
+    import json
+
     from sketchcolor.models.serialization import read_config
 
-    cfg, _ = read_config(Path(__file__).resolve().parents[2] / "weights" / "default")
+    raw = json.loads((Path(__file__).resolve().parents[2] / "weights" / "default" / "config.json").read_text())
+    for key in ("mixed_precision", "channels_last", "compile"):
+        raw["config"]["train"].pop(key, None)
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    cfg, _ = read_config(tmp_path)
     assert (cfg.train.mixed_precision, cfg.train.channels_last, cfg.train.compile) == ("off", False, False)
 
 
