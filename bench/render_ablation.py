@@ -30,17 +30,24 @@ from sketchcolor.evaluation.evaluate import cross_partners, load_test_pictures  
 from sketchcolor.evaluation.metrics import color_distance, lines_kept, psnr  # noqa: E402
 from sketchcolor.evaluation.selfref import self_reference_cases  # noqa: E402
 from sketchcolor.inference.pipeline import ColorizePipeline  # noqa: E402
-from sketchcolor.inference.render import fill_guided, lines_on, reference_palette, region_fill  # noqa: E402
+from sketchcolor.inference.render import (  # noqa: E402
+    fill_guided,
+    lines_on,
+    reference_palette,
+    region_fill,
+    sketch_regions,
+)
 
 
 def renderings(prediction: np.ndarray, sketch: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:
     """The four renderings of one prediction ``[H, W, 3]`` uint8 under ``sketch`` ``[H, W]``."""
+    trapped = sketch_regions(sketch)  # the line art's regions, shared by both region rows
     palette = reference_palette(reference)
     return {
         "none": prediction,
         "guided": lines_on(fill_guided(prediction, sketch), sketch),
-        "regions": lines_on(region_fill(prediction, sketch).paint()[0], sketch),
-        "regions + snap 1.0": lines_on(region_fill(prediction, sketch, palette, 1.0).paint()[0], sketch),
+        "regions": lines_on(region_fill(prediction, sketch, trapped=trapped).paint()[0], sketch),
+        "regions + snap 1.0": lines_on(region_fill(prediction, sketch, palette, 1.0, trapped=trapped).paint()[0], sketch),
     }
 
 

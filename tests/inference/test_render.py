@@ -162,7 +162,7 @@ def test_guided_fill_and_regions_take_pictures_a_pixel_or_two_thin(shape):
 
 def test_paint_on_the_paper_beside_the_drawing_stays_paper():
     """Paint the network puts on the paper next to the drawing (a flag's colors beside a figure),
-    away from the picture's edge, is not a shape: it lies outside the drawing's silhouette."""
+    away from the picture's edge, is not a shape: the regions around the drawing stay paper."""
     sketch = two_boxes()
     pred = np.full(sketch.shape + (3,), 255, np.uint8)
     pred[105:116, 30:90] = (40, 120, 230)

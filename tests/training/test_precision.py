@@ -84,11 +84,13 @@ def test_configs_saved_before_the_switches_still_load(tmp_path: Path) -> None:
     shipped config.json without the three fields) loads with them off."""
     import json
 
+    from sketchcolor.config import SPEED_FIELDS
     from sketchcolor.models.serialization import read_config
 
     raw = json.loads((Path(__file__).resolve().parents[2] / "weights" / "default" / "config.json").read_text())
-    for key in ("mixed_precision", "channels_last", "compile"):
-        raw["config"]["train"].pop(key, None)
+    for field in SPEED_FIELDS:  # "train.mixed_precision", ...
+        section, key = field.split(".")
+        raw["config"][section].pop(key, None)
     (tmp_path / "config.json").write_text(json.dumps(raw))
     cfg, _ = read_config(tmp_path)
     assert (cfg.train.mixed_precision, cfg.train.channels_last, cfg.train.compile) == ("off", False, False)
