@@ -276,7 +276,7 @@ def test_deep_json_config_is_one_error(artifact: Path, tmp_path: Path, depth: in
     (folder / "config.json").write_text(json.dumps(text).replace('"@@"', "[" * depth + "]" * depth))
     with pytest.raises(CheckpointError) as info:
         load_artifact(folder)
-    assert ("not valid JSON (nested too deeply)" in str(info.value)
+    assert ("not a valid config: not JSON (nested too deeply)" in str(info.value)
             or "the config is nested deeper than 32 levels" in str(info.value)), str(info.value)
 
 

@@ -63,7 +63,7 @@ def test_bad_documents_are_one_line(tmp_path: Path, doc: dict, message: str) -> 
 
 def test_unreadable_files(tmp_path: Path) -> None:
     (tmp_path / "junk.json").write_bytes(b"\xff\xfe{")
-    for path, message in ((tmp_path / "missing.json", "no such fixes file"), (tmp_path / "junk.json", "not a JSON")):
+    for path, message in ((tmp_path / "missing.json", "no such fixes file"), (tmp_path / "junk.json", "not a valid fixes file: not UTF-8 text")):
         with pytest.raises(SketchColorError, match=message):
             Fixes.load(path)
 
@@ -127,7 +127,7 @@ def test_cli_applies_a_fixes_file(tmp_path: Path, pipe: ColorizePipeline, capsys
     ('{"format": "sketchcolor-fixes", "version": 1, "recolors": [{"point": [1' + "0" * 400 + ', 0], '
      '"color": [0, 0, 0]}]}', "recolors[0].point must be a finite number"),
     # more digits than Python converts to an int: a ValueError that is not a JSONDecodeError
-    ('{"format": "sketchcolor-fixes", "version": ' + "1" * 5000 + "}", "not a JSON fixes file"),
+    ('{"format": "sketchcolor-fixes", "version": ' + "1" * 5000 + "}", "not a valid fixes file: not JSON"),
     ('{"format": "sketchcolor-fixes", "version": true}', "version True is not supported"),
 ])
 def test_numbers_json_allows_but_python_does_not_are_one_line(tmp_path: Path, text: str, message: str) -> None:

@@ -106,7 +106,7 @@ CASES = [
      "weights do not match config.json"),
     ("more_res_blocks", _edit_config(_set_model(num_res_blocks=2)), WEIGHTS, "tensors the config needs are not in the file"),
     ("unknown_config_key", _edit_config(_set_model(layers=3)), "config.json", "unknown key(s) in 'model': layers"),
-    ("config_not_json", lambda f: (f / "config.json").write_text("{not json"), "config.json", "not valid JSON"),
+    ("config_not_json", lambda f: (f / "config.json").write_text("{not json"), "config.json", "not a valid config: not JSON"),
     ("config_missing", lambda f: (f / "config.json").unlink(), "config.json", "missing"),
 ]
 

@@ -41,6 +41,7 @@ from sketchcolor.atomic import write_text_atomic
 from sketchcolor.data.io import Letterbox
 from sketchcolor.errors import SketchColorError
 from sketchcolor.inference.render import reference_palette
+from sketchcolor.jsonfile import read_json
 
 BOOK_FORMAT = "sketchcolor-color-book"
 BOOK_VERSION = 1
@@ -384,17 +385,5 @@ class ColorBook:
     @classmethod
     def load(cls, path: str | Path) -> ColorBook:
         """Read a book saved by :meth:`save`; one line naming the file when it cannot be used."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise SketchColorError(f"{path}: not a valid color book: not UTF-8 text") from None
-        except OSError as e:
-            raise SketchColorError(f"{path}: color book could not be read: {(e.strerror or str(e)).lower()}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SketchColorError(f"{path}: not a valid color book: not JSON ({e.msg} at line {e.lineno})") from None
-        except RecursionError:
-            raise SketchColorError(f"{path}: not a valid color book: nested too deeply") from None
+        data = read_json(path, "color book")
         return cls.from_dict(data, str(path))

@@ -27,6 +27,7 @@ from sketchcolor.atomic import write_text_atomic
 from sketchcolor.data.io import Letterbox
 from sketchcolor.errors import SketchColorError
 from sketchcolor.inference.cells import cell_coverage, point_pixel, to_cell
+from sketchcolor.jsonfile import read_json
 
 FORMAT = "sketchcolor-fixes"
 VERSION = 1
@@ -109,18 +110,7 @@ class Fixes:
 
     @classmethod
     def load(cls, path: str | Path) -> Fixes:
-        path = Path(path)
-        try:
-            if path.stat().st_size > 1 << 20:
-                raise SketchColorError(f"{path}: fixes file larger than 1 MiB")
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SketchColorError(f"{path}: no such fixes file") from None
-        # ValueError: JSONDecodeError, and an integer literal of more digits than Python converts
-        except (UnicodeDecodeError, ValueError, RecursionError) as e:
-            raise SketchColorError(f"{path}: not a JSON fixes file ({str(e).splitlines()[0][:120]})") from None
-        except OSError as e:
-            raise SketchColorError(f"{path}: cannot read ({e.strerror})") from None
+        data = read_json(path, "fixes file")
         return cls.from_json(data, str(path))
 
 

@@ -29,6 +29,7 @@ from sketchcolor.atomic import atomic_dir
 from sketchcolor.config import FORMAT_VERSION, MAX_CONFIG_BYTES, Config, config_from_dict
 from sketchcolor.errors import CheckpointError, ConfigError
 from sketchcolor.hashing import file_digest
+from sketchcolor.jsonfile import parse_json, read_json
 from sketchcolor.models.complexity import check_memory
 from sketchcolor.models.generator import Colorizer
 from sketchcolor.version import __version__
@@ -85,27 +86,18 @@ def read_config(folder: str | Path) -> tuple[Config, dict[str, Any]]:
     path = folder / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{path}: missing (a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise CheckpointError(f"{path}: {size:,} bytes is over the limit of {MAX_CONFIG_BYTES:,} bytes for a config")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
-    return parse_config(text, path)
+    return config_from_json(read_json(path, "config", CheckpointError, MAX_CONFIG_BYTES), path)
 
 
 def parse_config(text: str, path: str | Path) -> tuple[Config, dict[str, Any]]:
     """Parse the text of a ``config.json`` (read from ``path``, or a copy of one, e.g. an ONNX
     export's metadata) -> (Config, meta); every failure is one CheckpointError naming ``path``."""
-    if len(text) > MAX_CONFIG_BYTES:
-        raise CheckpointError(f"{path}: {len(text):,} bytes is over the limit of {MAX_CONFIG_BYTES:,} bytes for a config")
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
-    except RecursionError:
-        raise CheckpointError(f"{path}: not valid JSON (nested too deeply)") from None
+    return config_from_json(parse_json(text, path, "config", CheckpointError, MAX_CONFIG_BYTES), path)
+
+
+def config_from_json(raw: Any, path: str | Path) -> tuple[Config, dict[str, Any]]:
+    """The parsed JSON of a ``config.json`` -> (Config, meta); a CheckpointError naming ``path``
+    when it is not a complete config of a format this version reads."""
     if not isinstance(raw, dict) or "config" not in raw:
         raise CheckpointError(f"{path}: not a sketchcolor checkpoint config")
     version = raw.get("format_version")

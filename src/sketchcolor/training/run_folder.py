@@ -24,7 +24,6 @@ fails at once instead of waiting.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -35,6 +34,7 @@ from filelock import FileLock, Timeout
 from sketchcolor.atomic import leftover_pid
 from sketchcolor.config import MAX_CONFIG_BYTES, Config, config_from_dict
 from sketchcolor.errors import ConfigError, SketchColorError
+from sketchcolor.jsonfile import read_json
 
 LOCK_NAME = ".lock"
 CONFIG_NAME = "config.json"
@@ -90,10 +90,8 @@ def check_run_folder(out_dir: Path, cfg: Config, resume: bool) -> None:
         raise SketchColorError(f"{out_dir}: not a sketchcolor run folder (no {CONFIG_NAME}; it holds {shown}); "
                                f"refusing to {what} it; {hint}")
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ValueError("too large")
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        raw = read_json(path, "run config", max_bytes=MAX_CONFIG_BYTES)
+    except SketchColorError:
         raise SketchColorError(f"{out_dir}: {CONFIG_NAME} is not a run's config (unreadable); refusing to {what} it; "
                                f"{hint}") from None
     if isinstance(raw, dict) and "format_version" in raw and "config" in raw:
