@@ -69,17 +69,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def time_calls(fn: Callable[[], Any], warmup: int, repeats: int, min_time: float) -> list[float]:
-    """Seconds per call of ``fn`` (time.perf_counter), warmup calls excluded.
+def time_calls(fn: Callable[[], Any], warmup: int, repeats: int, min_time: float = 0.0,
+               device: torch.device | None = None) -> list[float]:
+    """Seconds per call of ``fn`` (time.perf_counter), warmup calls excluded; on a CUDA ``device``
+    each call is timed to the end of its kernels (torch.cuda.synchronize).
 
     Runs at least ``repeats`` timed calls and keeps going until ``min_time`` seconds of timed
     calls have passed (cheap calls get more samples), capped at 50 x ``repeats`` calls."""
+    def sync() -> None:
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     for _ in range(warmup):
         fn()
+    sync()
     times: list[float] = []
     while len(times) < repeats or (sum(times) < min_time and len(times) < 50 * repeats):
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return times
 

@@ -36,7 +36,7 @@ from typing import Any, Callable
 import torch
 
 # run as a script, so bench/ is on sys.path: one CPU-name reader and logger for the benches
-from bench_speed import cpu_model, log  # noqa: E402
+from bench_speed import cpu_model, log, time_calls  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # 3x3 convolutions (batch, channels in = out, side) swept for the machine's best convolution
@@ -48,21 +48,6 @@ CONV_SHAPES = [(4, 64, 128), (4, 128, 64), (4, 256, 32), (4, 512, 16), (8, 128, 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def time_calls(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int, min_time: float = 0.0) -> list[float]:
-    """Seconds per call (perf_counter, device synchronised), after ``warmup`` calls; at least
-    ``repeats`` calls and ``min_time`` seconds."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times: list[float] = []
-    while len(times) < repeats or sum(times) < min_time:
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def device_name(device: torch.device) -> str:
@@ -79,7 +64,7 @@ def measure_peaks(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(0)
     n = 4096 if device.type == "cuda" else 2048
     a, b = (torch.randn(n, n, generator=gen).to(device, dtype) for _ in range(2))
-    mm_best = min(time_calls(lambda: torch.mm(a, b), device, 2, 5, 0.5))
+    mm_best = min(time_calls(lambda: torch.mm(a, b), 2, 5, 0.5, device))
     out = {"matmul": {"n": n, "gflops": 2 * n**3 / mm_best / 1e9}}
     convs = []
     for batch, c, side in CONV_SHAPES:
@@ -88,7 +73,7 @@ def measure_peaks(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
             w = (torch.randn(c, c, 3, 3, generator=gen) * 0.05).to(device, dtype).contiguous(memory_format=fmt)
             flops = 2 * batch * c * c * 9 * side * side
             with torch.no_grad():
-                best = min(time_calls(lambda: torch.nn.functional.conv2d(x, w, padding=1), device, 2, 3, 0.3))
+                best = min(time_calls(lambda: torch.nn.functional.conv2d(x, w, padding=1), 2, 3, 0.3, device))
             convs.append({"batch": batch, "channels": c, "side": side, "channels_last": fmt is torch.channels_last,
                           "gflops": flops / best / 1e9})
     out["conv"] = max(convs, key=lambda r: r["gflops"])
@@ -182,7 +167,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     flops = int(fc.get_total_flops())
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = time_calls(step, device, args.warmup, args.repeats)
+    times = time_calls(step, args.warmup, args.repeats, device=device)
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     prof = profile_step(step, device, args.top)
