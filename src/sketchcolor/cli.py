@@ -173,7 +173,8 @@ def _train(args: argparse.Namespace) -> int:
         raise SketchColorError("train needs --data DIR and --out RUN (or --dry-run)")
     from sketchcolor.training.loop import fit
 
-    model_dir = fit(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet, init=args.init_from)
+    model_dir = fit(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet, init=args.init_from,
+                    resume_step=args.resume_step)
     print(f"wrote {model_dir}")
     return 0
 
@@ -368,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     t.add_argument("--resume", action="store_true",
                    help="continue from the last checkpoint in --out (train.steps, learning rates, cadences may change)")
+    t.add_argument("--resume-step", type=int, metavar="STEP",
+                   help="resume from the checkpoint at STEP instead of the newest (after a divergence); newer "
+                        "checkpoints are moved into checkpoints/abandoned/")
     t.add_argument("--init-from", metavar="ARTIFACT",
                    help="start from a model folder's weights (fresh optimizers and D; steps counted on from its config)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -374,3 +374,74 @@ def test_sigkill_at_a_random_step_then_resume_equals_unbroken_run(train_photos: 
     for k in db["discriminator"]:
         assert torch.equal(da["discriminator"][k], db["discriminator"][k]), k
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]  # stale temp folders cleaned
+
+
+# ------------------------------------------------------------------ going back after a divergence
+
+
+def test_divergence_names_the_best_validated_checkpoint_and_the_run_goes_back_to_it(
+        sample_photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cfg_of) -> None:
+    """Retention keeps the best validated step's checkpoint; the stop names it; --resume-step goes
+    back to it and sets the newer checkpoints aside instead of deleting them."""
+    _bad_from(monkeypatch, range(6, 100))
+    common = ("train.checkpoint_every=1", "train.keep_checkpoints=2", "train.val_every=2", "train.val_fraction=0.3",
+              "train.max_bad_steps=3")
+    photos = sample_photos[0].parent  # enough pictures for a validation split
+    run = tmp_path / "run"
+    with pytest.raises(SketchColorError) as info:
+        fit(cfg_of("train.steps=20", *common), photos, run, progress=False)
+    best = json.loads((run / "best" / "config.json").read_text())["meta"]["step"]
+    assert best in (2, 4)
+    msg = str(info.value)
+    assert f"the last good checkpoint is {run / 'checkpoints' / 'step_00000005'}" in msg
+    assert f"the best validated one is step {best} (continue from it with --resume-step {best}" in msg
+    kept = [p.name for p in list_checkpoints(run / "checkpoints")]
+    assert kept == sorted({f"step_{best:08d}", "step_00000004", "step_00000005"})
+
+    monkeypatch.undo()
+    fit(cfg_of("train.steps=7", *common), photos, run, progress=False, resume_step=best)
+    aside = sorted(p.name for p in (run / "checkpoints" / "abandoned").iterdir())
+    assert aside == [n for n in kept if int(n[5:]) > best]
+    assert load_trainer_state(list_checkpoints(run / "checkpoints")[-1])["step"] == 7
+    assert json.loads((run / "summary.json").read_text())["step"] == 7
+
+
+def test_resume_step_must_name_a_checkpoint(train_photos: Path, tmp_path: Path, cfg_of) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(SketchColorError, match="--resume-step 1: the run folder has no checkpoints"):
+        fit(cfg_of("train.steps=2"), train_photos, run, progress=False, resume_step=1)
+    fit(cfg_of("train.steps=2", "train.checkpoint_every=1"), train_photos, run, progress=False)
+    before = _tree(run / "checkpoints")
+    with pytest.raises(SketchColorError, match=r"--resume-step 3: no checkpoint at that step \(it has steps 1, 2\)$"):
+        fit(cfg_of("train.steps=4", "train.checkpoint_every=1"), train_photos, run, progress=False, resume_step=3)
+    assert _tree(run / "checkpoints") == before
+
+
+def test_going_back_sets_aside_newer_checkpoints_and_a_newer_best(tmp_path: Path, cfg_of) -> None:
+    from sketchcolor.models.serialization import save_artifact
+    from sketchcolor.training.loop import go_back
+
+    model, cfg, state = _tiny_model_and_state(cfg_of())
+    run = tmp_path / "run"
+    for step in (1, 2, 3):
+        save_checkpoint(run / "checkpoints", step, model, cfg, {**state, "step": step}, keep=0)
+    save_artifact(run / "best", model, cfg, {"step": 3})
+    (run / "checkpoints" / "abandoned").mkdir()
+    (run / "checkpoints" / "abandoned" / "step_00000003").mkdir()  # an earlier branch reached step 3 too
+    go_back(run, 1)
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_00000001"]
+    aside = run / "checkpoints" / "abandoned"
+    assert sorted(p.name for p in aside.iterdir()) == ["best", "step_00000002", "step_00000003", "step_00000003.2"]
+    assert (aside / "step_00000003.2" / "trainer_state.pt").is_file() and (aside / "best" / "model.safetensors").is_file()
+    assert not (run / "best").exists()
+    save_artifact(run / "best", model, cfg, {"step": 1})
+    go_back(run, 1)  # a best of the kept branch stays
+    assert (run / "best").is_dir()
+
+
+def test_retention_keeps_the_protected_step(tmp_path: Path, cfg_of) -> None:
+    model, cfg, state = _tiny_model_and_state(cfg_of())
+    root = tmp_path / "checkpoints"
+    for step in range(1, 6):
+        save_checkpoint(root, step, model, cfg, {**state, "step": step}, keep=2, protect=2)
+    assert [p.name for p in list_checkpoints(root)] == ["step_00000002", "step_00000004", "step_00000005"]

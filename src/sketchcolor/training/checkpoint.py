@@ -24,6 +24,7 @@ from sketchcolor.models.serialization import write_artifact_files, write_folder
 
 STATE_NAME = "trainer_state.pt"
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
+ABANDONED = "abandoned"  # checkpoints of a branch a run was resumed from before (set_aside_after)
 _STATE_KEYS = {"step": int, "discriminator": dict, "opt_g": dict, "opt_d": dict, "rng_cpu": torch.Tensor}
 
 
@@ -35,9 +36,12 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     keep: int = 3,
     meta: dict[str, Any] | None = None,
+    protect: int | None = None,
 ) -> Path:
-    """Write ``root/step_XXXXXXXX/`` (artifact + trainer state) atomically; keep the newest ``keep``."""
-    folder = Path(root) / f"step_{step:08d}"
+    """Write ``root/step_XXXXXXXX/`` (artifact + trainer state) atomically; keep the newest
+    ``keep`` and the one at step ``protect`` (the best validated step: the place to go back to
+    when a run diverges later)."""
+    folder = Path(root) / step_folder_name(step)
 
     def write(tmp: Path) -> None:
         write_artifact_files(tmp, generator, cfg, {**(meta or {}), "step": step})
@@ -45,7 +49,8 @@ def save_checkpoint(
 
     write_folder(folder, write)
     for old in list_checkpoints(root)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        if protect is None or old.name != step_folder_name(protect):
+            shutil.rmtree(old, ignore_errors=True)
     _remove_stale(Path(root))
     return folder
 
@@ -55,6 +60,44 @@ def _remove_stale(root: Path) -> None:
     process still running (a run folder has one writer, held by its lock, but a leftover's owner
     is checked all the same)."""
     remove_dead_leftovers(root)
+
+
+def step_folder_name(step: int) -> str:
+    """``1500`` -> ``"step_00001500"``."""
+    return f"step_{step:08d}"
+
+
+def checkpoint_step(folder: Path) -> int:
+    """The step of a checkpoint folder from its name (``step_00001500`` -> 1500)."""
+    match = _STEP_DIR.match(folder.name)
+    if match is None:
+        raise CheckpointError(f"{folder}: not a checkpoint folder name (step_XXXXXXXX)")
+    return int(match.group(1))
+
+
+def set_aside_after(root: str | Path, step: int) -> list[Path]:
+    """Move the checkpoints of ``root`` newer than ``step`` into ``root/abandoned/`` (renamed,
+    never deleted: a run resumed from an earlier step must not find them as its newest, and they
+    may still be wanted). Returns their new paths."""
+    root = Path(root)
+    moved = []
+    for folder in list_checkpoints(root):
+        if checkpoint_step(folder) > step:
+            moved.append(move_aside(folder, root / ABANDONED))
+    return moved
+
+
+def move_aside(folder: Path, into: Path, name: str | None = None) -> Path:
+    """Rename ``folder`` into ``into`` as ``name`` (default its own) or, when taken (a second
+    abandoned branch that reached the same step), ``name.2``, ``name.3``, ..."""
+    into.mkdir(exist_ok=True)
+    name = name or folder.name
+    target, n = into / name, 1
+    while target.exists():
+        n += 1
+        target = into / f"{name}.{n}"
+    folder.rename(target)
+    return target
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:

@@ -41,7 +41,16 @@ from sketchcolor.models.vgg import load_vgg19, resolve_vgg_path
 from sketchcolor.prepare_weights import default_cache_dir, prepare_hed
 from sketchcolor.training import distributed
 from sketchcolor.training.allocator import keep_freed_memory
-from sketchcolor.training.checkpoint import list_checkpoints, load_trainer_state, save_checkpoint
+from sketchcolor.training.checkpoint import (
+    ABANDONED,
+    checkpoint_step,
+    list_checkpoints,
+    load_trainer_state,
+    move_aside,
+    save_checkpoint,
+    set_aside_after,
+    step_folder_name,
+)
 from sketchcolor.training.distributed import World
 from sketchcolor.training.precision import Precision, choose_precision
 from sketchcolor.training.run_folder import check_run_folder, run_lock
@@ -332,7 +341,7 @@ class Run:
         if self.save_due and (self.state.streak == 0 or final):
             save_checkpoint(self.ckpt_root, self.state.step, self.models.shipped, self.cfg,
                             trainer_state(self.models, self.state, self.precision), self.cfg.train.keep_checkpoints,
-                            self.run_meta())
+                            self.run_meta(), protect=self.state.best_step if self.state.best_step >= 0 else None)
             self.save_due = False
 
     def stop_if_diverged(self, metrics: dict[str, float]) -> None:
@@ -368,18 +377,54 @@ def stop_if_diverged(cfg: Config, out_dir: Path, st: RunState, metrics: dict[str
         # them, so the newest checkpoint on disk is the last good state.
         done = list_checkpoints(out_dir / "checkpoints")
         kept = f"the last good checkpoint is {done[-1]}" if done else "no checkpoint had been written yet"
+        # A run can go bad while its losses are still finite (the shipped run's triplet loss grew
+        # 300-fold over 50 steps before the first non-finite one): the best validated step is
+        # the safer place to go back to, and its checkpoint is kept (save_checkpoint's protect).
+        if st.best_step >= 0 and any(checkpoint_step(c) == st.best_step for c in done) and done[-1].name != step_folder_name(st.best_step):
+            kept += (f"; the best validated one is step {st.best_step} (continue from it with --resume-step "
+                     f"{st.best_step}, lower learning rates or train.mixed_precision=off)")
         raise SketchColorError(
             f"{out_dir}: stopped at step {st.step} after {st.streak} steps in a row with a non-finite loss or "
             f"gradient ({_terms(metrics)}); {kept} (train.max_bad_steps={tc.max_bad_steps})")
 
 
+def pick_checkpoint(out_dir: Path, existing: list[Path], step: int | None) -> Path:
+    """The checkpoint to resume from: the newest, or the one at ``step``."""
+    if step is None:
+        return existing[-1]
+    for folder in existing:
+        if checkpoint_step(folder) == step:
+            return folder
+    have = ", ".join(str(checkpoint_step(f)) for f in existing)
+    raise SketchColorError(f"{out_dir}: --resume-step {step}: no checkpoint at that step (it has steps {have})")
+
+
+def go_back(out_dir: Path, step: int) -> None:
+    """Before a run resumed at ``step`` goes on: its newer checkpoints, and ``best/`` when it was
+    validated after ``step``, move into ``checkpoints/abandoned/`` (nothing is deleted), so that
+    neither a later ``--resume`` nor ``model/`` picks up weights of the branch left behind."""
+    root = out_dir / "checkpoints"
+    for moved in set_aside_after(root, step):
+        log.info("set aside %s (newer than step %d)", moved, step)
+    best = out_dir / "best"
+    if (best / "config.json").is_file():
+        try:
+            best_step = int(read_config(best)[1].get("step", -1))
+        except (SketchColorError, TypeError, ValueError):
+            best_step = step + 1  # unreadable: not to be trusted as the branch's best either
+        if best_step > step:
+            log.info("set aside %s (step %d, newer than %d)", move_aside(best, root / ABANDONED, "best"), best_step, step)
+
+
 def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = False, progress: bool = True,
-        init: str | Path | None = None) -> Path:
+        init: str | Path | None = None, resume_step: int | None = None) -> Path:
     """Train G and D as ``cfg`` says on the images of ``data_dir``; return ``out_dir/model``.
 
     Writes ``out_dir/config.json`` (resolved recipe), ``checkpoints/step_*/``, ``samples/*.png``,
     TensorBoard logs under ``logs/``, the best validated weights under ``best/`` and the final
-    inference artifact under ``model/``. ``resume`` continues from the newest checkpoint;
+    inference artifact under ``model/``. ``resume`` continues from the newest checkpoint, or with
+    ``resume_step`` from the one at that step (newer checkpoints, and ``best/`` when it is newer,
+    are moved into ``checkpoints/abandoned/``: going back after a divergence);
     ``init`` starts from an inference artifact's weights instead of a random initialisation.
 
     Before anything is built or written: the config is validated, the memory it implies is
@@ -399,6 +444,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
                 # each process holds its share of the batch
                 local = replace(cfg.train, batch_size=distributed.local_batch(world, cfg.train.batch_size))
                 check_memory(replace(cfg, train=local), training=True, device=world.device)
+                resume = resume or resume_step is not None
                 check_run_folder(out_dir, cfg, resume)
                 if world.main:
                     held.enter_context(run_lock(out_dir))
@@ -407,13 +453,13 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
             except SketchColorError as e:
                 error = e
             distributed.check_all_ready(world, error)
-            return _fit(cfg, data_dir, out_dir, world, resume, progress, init)
+            return _fit(cfg, data_dir, out_dir, world, resume, progress, init, resume_step)
     finally:
         distributed.leave(world)
 
 
 def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool, progress: bool,
-         init: str | Path | None) -> Path:
+         init: str | Path | None, resume_step: int | None = None) -> Path:
     """:func:`fit` once the run folder is checked (and, on rank 0, locked)."""
     tc = cfg.train
     device = world.device
@@ -430,10 +476,12 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
         precision = choose_precision(tc.mixed_precision, device)
         models = build_models(cfg, device)
         existing = list_checkpoints(out_dir / "checkpoints")
+        if resume_step is not None and not existing:
+            raise SketchColorError(f"{out_dir}: --resume-step {resume_step}: the run folder has no checkpoints")
         if existing and not resume:
             raise SketchColorError(f"{out_dir}: run folder already has checkpoints; pass --resume or choose another --out")
         if existing:
-            state = resume_from(existing[-1], cfg, models, precision)
+            state = resume_from(pick_checkpoint(out_dir, existing, resume_step), cfg, models, precision)
         elif init is not None:
             state = init_from(Path(init), cfg, models)
         else:
@@ -449,6 +497,8 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
     devices = distributed.describe_devices(world)
 
     run = None
+    if world.main and resume_step is not None:
+        go_back(out_dir, resume_step)
     if world.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out_dir / "config.json", cfg.to_json())
