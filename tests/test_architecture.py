@@ -29,7 +29,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 }
 
 # The bottom layer: importable from anywhere, importing none of the layers.
-ROOT_UTILITIES = tuple(f"{PACKAGE}.{m}" for m in ("atomic", "config", "device", "errors", "formats", "hashing", "outputs", "version"))
+ROOT_UTILITIES = tuple(f"{PACKAGE}.{m}" for m in ("atomic", "config", "device", "errors", "formats", "hashing", "jsonfile", "outputs", "version"))
 
 
 def _modules() -> dict[str, Path]:

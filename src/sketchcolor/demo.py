@@ -37,7 +37,7 @@ def example_grid(pipe, examples: Path, out: Path) -> Path:
         sketch = load_image(sketch_path)
         reference = load_image(reference_path)
         if kind == "self":
-            # the drawing's own a() + s() at the model's size, as training makes it
+            # the drawing's own a() + s() at the model's size (the evaluation's fixed settings)
             reference = self_reference_cases([(sketch, reference)], pipe, seed=i)[0].reference
         colored = pipe(sketch, reference)
         save_image(colored, out / f"{sketch_path.stem}__{kind}.png")

@@ -402,7 +402,10 @@ def test_divergence_names_the_best_validated_checkpoint_and_the_run_goes_back_to
     fit(cfg_of("train.steps=7", *common), photos, run, progress=False, resume_step=best)
     aside = sorted(p.name for p in (run / "checkpoints" / "abandoned").iterdir())
     assert aside == [n for n in kept if int(n[5:]) > best]
-    assert load_trainer_state(list_checkpoints(run / "checkpoints")[-1])["step"] == 7
+    last = list_checkpoints(run / "checkpoints")[-1]
+    assert load_trainer_state(last)["step"] == 7
+    # the resumed sitting started at the best step, not at the newest checkpoint (5)
+    assert json.loads((last / "config.json").read_text())["meta"]["history"][-1]["steps"] == 7 - best
     assert json.loads((run / "summary.json").read_text())["step"] == 7
 
 
@@ -412,14 +415,14 @@ def test_resume_step_must_name_a_checkpoint(train_photos: Path, tmp_path: Path, 
         fit(cfg_of("train.steps=2"), train_photos, run, progress=False, resume_step=1)
     fit(cfg_of("train.steps=2", "train.checkpoint_every=1"), train_photos, run, progress=False)
     before = _tree(run / "checkpoints")
-    with pytest.raises(SketchColorError, match=r"--resume-step 3: no checkpoint at that step \(it has steps 1, 2\)$"):
+    with pytest.raises(SketchColorError, match=r"--resume-step 3: no checkpoint at that step \(it has steps 1, 2; checkpoints set aside"):
         fit(cfg_of("train.steps=4", "train.checkpoint_every=1"), train_photos, run, progress=False, resume_step=3)
     assert _tree(run / "checkpoints") == before
 
 
 def test_going_back_sets_aside_newer_checkpoints_and_a_newer_best(tmp_path: Path, cfg_of) -> None:
     from sketchcolor.models.serialization import save_artifact
-    from sketchcolor.training.loop import go_back
+    from sketchcolor.training.loop import RunState, go_back
 
     model, cfg, state = _tiny_model_and_state(cfg_of())
     run = tmp_path / "run"
@@ -428,15 +431,18 @@ def test_going_back_sets_aside_newer_checkpoints_and_a_newer_best(tmp_path: Path
     save_artifact(run / "best", model, cfg, {"step": 3})
     (run / "checkpoints" / "abandoned").mkdir()
     (run / "checkpoints" / "abandoned" / "step_00000003").mkdir()  # an earlier branch reached step 3 too
-    go_back(run, 1)
+    state = RunState(step=1, best_score=0.5, best_step=3)
+    go_back(run, 1, state)
+    assert (state.best_step, state.best_score) == (-1, float("-inf"))  # its best/ went with the branch
     assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_00000001"]
     aside = run / "checkpoints" / "abandoned"
     assert sorted(p.name for p in aside.iterdir()) == ["best", "step_00000002", "step_00000003", "step_00000003.2"]
     assert (aside / "step_00000003.2" / "trainer_state.pt").is_file() and (aside / "best" / "model.safetensors").is_file()
     assert not (run / "best").exists()
     save_artifact(run / "best", model, cfg, {"step": 1})
-    go_back(run, 1)  # a best of the kept branch stays
-    assert (run / "best").is_dir()
+    state = RunState(step=1, best_score=0.5, best_step=1)
+    go_back(run, 1, state)  # a best of the kept branch stays
+    assert (run / "best").is_dir() and (state.best_step, state.best_score) == (1, 0.5)
 
 
 def test_retention_keeps_the_protected_step(tmp_path: Path, cfg_of) -> None:

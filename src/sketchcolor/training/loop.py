@@ -321,6 +321,7 @@ class Run:
             self.state.best_score, self.state.best_step = score, self.state.step
             save_artifact(self.out_dir / "best", self.models.shipped, self.cfg,
                           {**self.run_meta(), "step": self.state.step, "validation": scores})
+            self.save_due = True  # a checkpoint at every new best: a run can always go back to it
         return scores
 
     def sample(self, batch: dict[str, torch.Tensor]) -> None:
@@ -396,14 +397,19 @@ def pick_checkpoint(out_dir: Path, existing: list[Path], step: int | None) -> Pa
     for folder in existing:
         if checkpoint_step(folder) == step:
             return folder
-    have = ", ".join(str(checkpoint_step(f)) for f in existing)
-    raise SketchColorError(f"{out_dir}: --resume-step {step}: no checkpoint at that step (it has steps {have})")
+    steps = [str(checkpoint_step(f)) for f in existing]
+    have = ", ".join(steps) if len(steps) <= 8 else ", ".join(steps[:3] + ["..."] + steps[-3:])
+    raise SketchColorError(f"{out_dir}: --resume-step {step}: no checkpoint at that step (it has steps {have}; "
+                           f"checkpoints set aside by an earlier go-back are in checkpoints/{ABANDONED}/)")
 
 
-def go_back(out_dir: Path, step: int) -> None:
+def go_back(out_dir: Path, step: int, state: RunState) -> None:
     """Before a run resumed at ``step`` goes on: its newer checkpoints, and ``best/`` when it was
     validated after ``step``, move into ``checkpoints/abandoned/`` (nothing is deleted), so that
-    neither a later ``--resume`` nor ``model/`` picks up weights of the branch left behind."""
+    neither a later ``--resume`` nor ``model/`` picks up weights of the branch left behind. When
+    ``best/`` goes, ``state`` forgets its best score too: the resumed run's next validation
+    writes a new ``best/`` (else ``model/`` would be the last weights while the summary named a
+    best step whose weights are no longer there)."""
     root = out_dir / "checkpoints"
     for moved in set_aside_after(root, step):
         log.info("set aside %s (newer than step %d)", moved, step)
@@ -415,6 +421,7 @@ def go_back(out_dir: Path, step: int) -> None:
             best_step = step + 1  # unreadable: not to be trusted as the branch's best either
         if best_step > step:
             log.info("set aside %s (step %d, newer than %d)", move_aside(best, root / ABANDONED, "best"), best_step, step)
+            state.best_score, state.best_step = float("-inf"), -1
 
 
 def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = False, progress: bool = True,
@@ -499,7 +506,7 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
 
     run = None
     if world.main and resume_step is not None:
-        go_back(out_dir, resume_step)
+        go_back(out_dir, resume_step, state)
     if world.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out_dir / "config.json", cfg.to_json())
