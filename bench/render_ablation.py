@@ -64,7 +64,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = ColorizePipeline.from_pretrained(args.weights, device="cpu")
-    pictures = load_test_pictures(args.data, args.size, pipe.config, args.split, args.limit or None)
+    pictures = load_test_pictures(args.data, args.size, args.split, args.limit or None)
     cases = self_reference_cases([(q.sketch, q.color) for q in pictures], pipe, seed=args.seed, size=args.size)
     partners = cross_partners(len(pictures), args.seed)
     scores: dict[str, dict[str, list[float]]] = {}

@@ -257,7 +257,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     pipe = ColorizePipeline.from_pretrained(weights, device=args.device)
-    pictures = load_test_pictures(args.data, args.size, pipe.config, args.split, args.limit)
+    pictures = load_test_pictures(args.data, args.size, args.split, args.limit)
     chosen = build_methods(pipe, args.compare, fill=args.fill, palette_snap=args.palette_snap, device=args.device,
                            baselines=not args.no_baselines)
     vgg = None if args.no_vgg else load_feature_vgg()

@@ -54,7 +54,7 @@ def run_ablation(cfg: Config, data_dir: str | Path, out: str | Path, budget: int
             fit(row_config(cfg, terms, budget), data_dir, folder, resume=True, progress=progress)
         pipe = ColorizePipeline.from_pretrained(model_dir)
         if pictures is None:
-            pictures = load_test_pictures(data_dir, pipe.size, pipe.config, split, limit)
+            pictures = load_test_pictures(data_dir, pipe.size, split, limit)
         row, _, _ = evaluate({name: lambda s, r, p=pipe: p(s, r)}, pipe, pictures, fid=fid, vgg=vgg_net,
                              attention_of={name: pipe}, progress=False)
         results[name] = row[name]

@@ -45,7 +45,7 @@ from sketchcolor.evaluation.metrics import (
     ssim,
     vgg_feature_distance,
 )
-from sketchcolor.evaluation.selfref import self_reference_cases
+from sketchcolor.evaluation.selfref import PROTOCOL, self_reference_cases
 from sketchcolor.training.validation import RESPONSIVENESS_TURNS, has_hue, responsiveness
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -61,8 +61,9 @@ class TestPicture:
     color: np.ndarray
 
 
-def load_test_pictures(data_dir: str | Path, size: int, cfg, split: str = "test", limit: int | None = None) -> list[TestPicture]:
-    """The pictures of ``split`` in a prepared data folder, letterboxed to ``size``."""
+def load_test_pictures(data_dir: str | Path, size: int, split: str = "test", limit: int | None = None) -> list[TestPicture]:
+    """The pictures of ``split`` in a prepared data folder, letterboxed to ``size``; drawings without
+    line art get an XDoG sketch with the evaluation's fixed settings (:data:`PROTOCOL`)."""
     root = Path(data_dir)
     rows = [r for r in read_manifest(root) if r.split == split][:limit]
     if len(rows) < 2:
@@ -70,7 +71,9 @@ def load_test_pictures(data_dir: str | Path, size: int, cfg, split: str = "test"
     pics = []
     for r in rows:
         color = letterbox(load_image(root / r.image), size)[0]
-        sketch = letterbox(load_image(root / r.sketch), size)[0][..., 0] if r.sketch else extract_sketch(color, cfg.data, force=True)
+        # XDoG with the evaluation's fixed settings, as for the self-reference targets: the same
+        # sketches for every model, whatever its recipe's data settings
+        sketch = letterbox(load_image(root / r.sketch), size)[0][..., 0] if r.sketch else extract_sketch(color, PROTOCOL, force=True)
         pics.append(TestPicture(r.id, np.ascontiguousarray(sketch), color))
     return pics
 

@@ -490,6 +490,10 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
             raise SketchColorError(f"{out_dir}: run folder already has checkpoints; pass --resume or choose another --out")
         if existing:
             state = resume_from(pick_checkpoint(out_dir, existing, resume_step), cfg, models, precision)
+            if world.main and resume_step is not None:
+                # before the ready check, so that a failed move stops every process alike; the
+                # other processes read only the chosen checkpoint, which is never moved
+                go_back(out_dir, resume_step, state)
         elif init is not None:
             state = init_from(Path(init), cfg, models)
         else:
@@ -505,8 +509,6 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
     devices = distributed.describe_devices(world)
 
     run = None
-    if world.main and resume_step is not None:
-        go_back(out_dir, resume_step, state)
     if world.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out_dir / "config.json", cfg.to_json())
