@@ -148,9 +148,10 @@ def _check_match(path: Path, found: dict[str, tuple[int, ...]], expected: dict[s
 def _verify_checksum(path: Path) -> None:
     """Compare ``path`` with the SHA-256 its folder's config.json recorded (when it recorded one)."""
     try:
-        want = json.loads((path.parent / CONFIG_NAME).read_text()).get("weights_sha256")
-    except (OSError, ValueError, AttributeError, RecursionError):
+        raw = read_json(path.parent / CONFIG_NAME, "config", CheckpointError, MAX_CONFIG_BYTES)
+    except CheckpointError:
         return  # no or unreadable config: read_config reports that where a config is needed
+    want = raw.get("weights_sha256") if isinstance(raw, dict) else None
     if isinstance(want, str) and file_digest(path) != want:
         raise CheckpointError(f"{path}: contents changed since it was saved (SHA-256 differs from {CONFIG_NAME}); the file is corrupt or was edited")
 

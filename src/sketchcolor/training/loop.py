@@ -49,7 +49,6 @@ from sketchcolor.training.checkpoint import (
     move_aside,
     save_checkpoint,
     set_aside_after,
-    step_folder_name,
 )
 from sketchcolor.training.distributed import World
 from sketchcolor.training.precision import Precision, choose_precision
@@ -382,7 +381,7 @@ def stop_if_diverged(cfg: Config, out_dir: Path, st: RunState, metrics: dict[str
         # averaged 372 instead of about 1 over the 50 steps before its last checkpoint, 28 steps
         # before the first non-finite one): the best validated step is the safer place to go back
         # to, and its checkpoint is kept (save_checkpoint's protect).
-        if st.best_step >= 0 and any(checkpoint_step(c) == st.best_step for c in done) and done[-1].name != step_folder_name(st.best_step):
+        if st.best_step >= 0 and st.best_step in [checkpoint_step(c) for c in done[:-1]]:
             kept += (f"; the best validated one is step {st.best_step} (continue from it with --resume-step "
                      f"{st.best_step}, lower learning rates or train.mixed_precision=off)")
         raise SketchColorError(
