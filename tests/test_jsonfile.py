@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sketchcolor.errors import CheckpointError, SketchColorError
+from sketchcolor.errors import CheckpointError, ConfigError, SketchColorError
 from sketchcolor.jsonfile import parse_json, read_json
 
 
@@ -60,3 +60,10 @@ def test_parse_names_where_the_text_came_from() -> None:
         parse_json("[1", "model.onnx (metadata)", "config")
     with pytest.raises(SketchColorError, match=r"^x: 11 bytes is over the limit of 10 bytes for a config$"):
         parse_json("[" + "1," * 4 + "1]", "x", "config", max_bytes=10)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_device_that_reports_size_zero_is_not_read_without_limit() -> None:
+    # /dev/zero stats as 0 bytes and never ends: the reader stops after the limit
+    with pytest.raises(ConfigError, match=r"^/dev/zero: more than 1,024 bytes, over the limit for a config$"):
+        read_json("/dev/zero", "config", ConfigError, max_bytes=1024)

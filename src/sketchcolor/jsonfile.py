@@ -39,13 +39,18 @@ def parse_json(text: str, where: str | Path, what: str, error: type[SketchColorE
 def read_json(path: str | Path, what: str, error: type[SketchColorError] = SketchColorError,
               max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Read and parse the JSON file ``path`` (see :func:`parse_json`); the size is checked before
-    the file is read."""
+    the file is read, and at most ``max_bytes + 1`` bytes are read (a device such as /dev/zero or a
+    file that grows reports a size that says nothing)."""
     path = Path(path)
     try:
         size = path.stat().st_size
         if size > max_bytes:
             raise error(f"{path}: {size:,} bytes is over the limit of {max_bytes:,} bytes for a {what}")
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise error(f"{path}: more than {max_bytes:,} bytes, over the limit for a {what}")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise error(f"{path}: no such {what}") from None
     except UnicodeDecodeError:

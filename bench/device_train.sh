@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One lent-GPU sitting (library `device` tool): the training-throughput bench on the GPU, then the
+# default recipe continued from weights/default for TRAIN_S seconds. The data travels as a
+# letterboxed 128 px copy (bench/shrink_data.py, proven identical item by item) because the
+# working tree that travels is limited to 64 MiB; kornia, absent there, travels unpacked.
+# Carried: .devcarry/{drawings128.tar.xz,site312.tar.xz,vgg16_hed_to_relu3_1.safetensors}, made by
+# bench/device_pack.sh. The run folder stays on that machine: the best validated weights come back
+# in $OUT (split in 15 MB parts: cat model.safetensors.part* > model.safetensors).
+# Usage: OUT=folder TRAIN_S=400 BATCH=32 DEVICE=cuda bash bench/device_train.sh
+set -u
+t0=$(date +%s)
+say() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+OUT=${OUT:?} TRAIN_S=${TRAIN_S:-400} BATCH=${BATCH:-32} DEVICE=${DEVICE:-cuda} WORKERS=${WORKERS:-12}
+SCRATCH=${SCRATCH:-/tmp/sc}
+PY=${PY:-python3}
+mkdir -p "$SCRATCH/site"
+if [ ! -d "$SCRATCH/site/kornia" ]; then tar xJf .devcarry/site312.tar.xz -C "$SCRATCH/site" || exit 3; fi
+if [ ! -d "$SCRATCH/drawings128" ]; then tar xJf .devcarry/drawings128.tar.xz -C "$SCRATCH" || exit 3; fi
+say "unpacked"
+export PYTHONPATH="$PWD/src:$SCRATCH/site" PYTHONUNBUFFERED=1
+VGG="$PWD/.devcarry/vgg16_hed_to_relu3_1.safetensors"
+$PY -c "import torch, kornia; print('torch', torch.__version__, 'kornia', kornia.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())" || exit 4
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+say "bench"
+timeout -k 5 ${BENCH_S:-75} $PY bench/train_throughput.py --config configs/default.yaml --device "$DEVICE" \
+  --set loss.vgg_weights="$VGG" --batch 8 --warmup 5 --repeats 20 --json "$OUT/bench_gpu.json" > "$OUT/bench_gpu.txt" 2>&1
+say "bench rc=$?"
+rm -rf "$SCRATCH/run"
+timeout -s INT -k 15 "$TRAIN_S" $PY -c "import sys; from sketchcolor.cli import main; sys.argv[0]='sketchcolor'; sys.exit(main())" \
+  train --config configs/default.yaml --data "$SCRATCH/drawings128" --out "$SCRATCH/run" --init-from weights/default \
+  --set loss.vgg_weights="$VGG" --set train.device="$DEVICE" --set train.batch_size="$BATCH" \
+  --set data.num_workers="$WORKERS" --set train.steps=200000 --set train.val_every=${VAL_EVERY:-1000} \
+  --set train.checkpoint_every=${VAL_EVERY:-1000} --set train.image_every=100000 --set train.log_every=100 ${EXTRA_SETS:-} \
+  > "$OUT/train.log" 2>&1
+say "train rc=$?"
+B="$SCRATCH/run/best"  # the best validated weights (model/ is written only when a sitting ends normally)
+if [ -f "$B/model.safetensors" ]; then
+  cp "$B/config.json" "$OUT/model_config.json"
+  split -b 15M -d "$B/model.safetensors" "$OUT/model.safetensors.part"
+  sha256sum "$B/model.safetensors" >> "$OUT/train.log"
+fi
+cp "$SCRATCH/run/summary.json" "$OUT/summary.json" 2>/dev/null
+cp "$SCRATCH"/run/logs/events.out.tfevents.* "$OUT/" 2>/dev/null
+ls -la "$SCRATCH/run" "$SCRATCH/run/checkpoints" "$SCRATCH/run/model" 2>&1 | tail -20
+say "done"
