@@ -120,6 +120,17 @@ def test_triplet_is_differentiable():
     assert key.grad is not None and key.grad.abs().sum() > 0
 
 
+def test_triplet_scores_in_fp32_for_bf16_inputs():
+    # bf16 queries/keys (autocast) are scored in fp32: the same value as their fp32 copies give
+    g = torch.Generator().manual_seed(0)
+    q = (torch.randn(2, 6, 8, generator=g) * 20).bfloat16()
+    k = (torch.randn(2, 5, 8, generator=g) * 20).bfloat16()
+    corr = torch.tensor([[0, 1, 2, 3, 4, -1], [4, 3, 2, 1, 0, 0]])
+    low = triplet_loss(q, k, corr, 12.0, torch.Generator().manual_seed(1))
+    full = triplet_loss(q.float(), k.float(), corr, 12.0, torch.Generator().manual_seed(1))
+    assert low.dtype == torch.float32 and torch.equal(low, full)
+
+
 def test_triplet_is_seeded():
     g = _gen(5)
     query = torch.randn(1, 10, 4, generator=g)

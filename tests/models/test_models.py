@@ -97,6 +97,19 @@ def test_scft_matches_manual_computation(scft_and_inputs):
     assert torch.allclose(scft.similarity(q, key), q @ key.transpose(1, 2) / math.sqrt(d), atol=1e-5)
 
 
+def test_scft_logits_stay_fp32_under_bf16_autocast(scft_and_inputs):
+    # trained logits are ~100 apart, where bf16 is good to ~0.5: SCFT takes them and the softmax
+    # in fp32 from the (bf16) queries and keys, so the attention rows are exact fp32 softmaxes
+    scft, v_s, v_r = scft_and_inputs
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = scft(v_s * 12, v_r * 12)  # large features: logits tens apart
+    assert out.query.dtype == torch.bfloat16 and out.attention.dtype == torch.float32
+    exact = torch.softmax(out.query.float() @ out.key.float().transpose(1, 2) / math.sqrt(out.query.shape[-1]), -1)
+    assert torch.allclose(out.attention, exact, atol=1e-6)
+    low = torch.softmax((out.query @ out.key.transpose(1, 2) / math.sqrt(out.query.shape[-1])).float(), -1)
+    assert not torch.allclose(out.attention, low, atol=1e-3)  # what a bf16 bmm would have given
+
+
 def test_scft_attends_over_reference_positions(scft_and_inputs):
     scft, v_s, v_r = scft_and_inputs
     b, k, hr, wr = v_r.shape

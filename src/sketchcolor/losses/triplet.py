@@ -44,6 +44,8 @@ def triplet_loss(
     graph) when no query has a positive. With ``shard`` (see :class:`BatchShard`) the share of
     this batch in the global batch's mean, times the number of shards.
     """
+    # fp32 similarities under autocast too: the hinge compares scores tens apart (see SCFT.attend)
+    query, key = query.float(), key.float()
     b, n, d = query.shape
     m = key.shape[1]
     assert correspondence.shape == (b, n), (tuple(correspondence.shape), (b, n))

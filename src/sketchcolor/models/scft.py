@@ -76,13 +76,17 @@ class SCFT(nn.Module):
         b, k, h, w = v_s.shape
         ts = to_tokens(v_s)
         q = self.query(ts)
-        logits = self.similarity(q, key)  # scaled *before* the softmax
-        if bias is not None:
-            assert bias.shape[-2:] == logits.shape[-2:] and bias.shape[0] in (1, b), (tuple(bias.shape), tuple(logits.shape))
-            spread = (logits.amax(-1, keepdim=True) - logits.amin(-1, keepdim=True)).detach()
-            logits = logits + bias.to(logits.dtype) * spread
-        attn = torch.softmax(logits, dim=-1)
-        transferred = torch.bmm(attn, value)  # [B, hw_s, k]
+        # Logits and softmax in fp32 even under autocast: a trained attention's logits are over a
+        # hundred apart (README, "The shipped model"), where bf16 is only good to about 0.5, which
+        # is noise on the softmax. In fp32 this changes nothing (.float() of a float32 tensor is itself).
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            logits = self.similarity(q.float(), key.float())  # scaled *before* the softmax
+            if bias is not None:
+                assert bias.shape[-2:] == logits.shape[-2:] and bias.shape[0] in (1, b), (tuple(bias.shape), tuple(logits.shape))
+                spread = (logits.amax(-1, keepdim=True) - logits.amin(-1, keepdim=True)).detach()
+                logits = logits + bias.to(logits.dtype) * spread
+            attn = torch.softmax(logits, dim=-1)
+        transferred = torch.bmm(attn.to(value.dtype), value)  # [B, hw_s, k]
         fused = (ts + transferred).transpose(1, 2).reshape(b, k, h, w)
         return SCFTOutput(fused=fused, attention=attn, query=q, key=key)
 
