@@ -7,6 +7,8 @@
 # bench/device_pack.sh. The run folder stays on that machine: the best validated weights come back
 # in $OUT (split in 15 MB parts: cat model.safetensors.part* > model.safetensors).
 # Usage: OUT=folder TRAIN_S=400 BATCH=32 DEVICE=cuda bash bench/device_train.sh
+#   INIT=            train from scratch instead of from weights/default (INIT=folder: another artifact)
+#   EXTRA_SETS="--set k=v ..."   more config overrides; BENCH_S=0 skips the bench
 set -u
 t0=$(date +%s)
 say() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
@@ -21,13 +23,18 @@ export PYTHONPATH="$PWD/src:$SCRATCH/site" PYTHONUNBUFFERED=1
 VGG="$PWD/.devcarry/vgg16_hed_to_relu3_1.safetensors"
 $PY -c "import torch, kornia; print('torch', torch.__version__, 'kornia', kornia.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())" || exit 4
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-say "bench"
-timeout -k 5 ${BENCH_S:-75} $PY bench/train_throughput.py --config configs/default.yaml --device "$DEVICE" \
-  --set loss.vgg_weights="$VGG" --batch 8 --warmup 5 --repeats 20 --json "$OUT/bench_gpu.json" > "$OUT/bench_gpu.txt" 2>&1
-say "bench rc=$?"
+if [ "${BENCH_S:-75}" != 0 ]; then
+  say "bench"
+  timeout -k 5 "${BENCH_S:-75}" $PY bench/train_throughput.py --config configs/default.yaml --device "$DEVICE" \
+    --set loss.vgg_weights="$VGG" --batch 8 --warmup 5 --repeats 20 --json "$OUT/bench_gpu.json" > "$OUT/bench_gpu.txt" 2>&1
+  say "bench rc=$?"
+fi
 rm -rf "$SCRATCH/run"
+INIT=${INIT-weights/default}
+INIT_ARGS=()
+[ -n "$INIT" ] && INIT_ARGS=(--init-from "$INIT")
 timeout -s INT -k 15 "$TRAIN_S" $PY -c "import sys; from sketchcolor.cli import main; sys.argv[0]='sketchcolor'; sys.exit(main())" \
-  train --config configs/default.yaml --data "$SCRATCH/drawings128" --out "$SCRATCH/run" --init-from weights/default \
+  train --config configs/default.yaml --data "$SCRATCH/drawings128" --out "$SCRATCH/run" ${INIT_ARGS[@]+"${INIT_ARGS[@]}"} \
   --set loss.vgg_weights="$VGG" --set train.device="$DEVICE" --set train.batch_size="$BATCH" \
   --set data.num_workers="$WORKERS" --set train.steps=200000 --set train.val_every=${VAL_EVERY:-1000} \
   --set train.checkpoint_every=${VAL_EVERY:-1000} --set train.image_every=100000 --set train.log_every=100 ${EXTRA_SETS:-} \

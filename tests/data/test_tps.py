@@ -173,3 +173,22 @@ def test_tolerance_controls_invalid_marking():
     loose = tps_correspondence(params, GRID, GRID, tolerance=100.0)
     assert (strict == -1).any()
     assert (loose >= 0).all()
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_correspondence_is_the_exact_nearest_landed_probe(seed):
+    # the k-d tree search gives the cell of the nearest landed probe, as an exhaustive float64
+    # distance matrix does (density 8 probes per cell side, tolerance 0.75 cell)
+    from kornia.geometry.transform import warp_points_tps
+
+    params = sample_tps(torch.Generator().manual_seed(seed), 4, 0.2)
+    centers, kernel_w, affine_w = params.solve()
+    probes = cell_centers(GRID * 8, GRID * 8)
+    landed = warp_points_tps(probes[None], centers, kernel_w, affine_w)[0].double()
+    scale = torch.tensor([GRID / 2.0, GRID / 2.0], dtype=torch.float64)
+    d = torch.cdist(cell_centers(GRID, GRID).double() * scale, landed * scale,
+                    compute_mode="donot_use_mm_for_euclid_dist")
+    best, idx = d.min(dim=1)
+    want = (idx // (GRID * 8) // 8) * GRID + (idx % (GRID * 8)) // 8
+    want[best > 0.75] = -1
+    assert torch.equal(tps_correspondence(params, GRID, GRID), want)
