@@ -124,6 +124,10 @@ class ModelConfig:
     # output is painted as a residual around them. Measured: without it, the CPU-budget model
     # learns the reference's hues only very slowly even under a strong a().
     color_path: bool = False
+    # SCFT's queries and keys: "none" as the paper (logits = q . k / sqrt(d), free to grow with the
+    # features: the shipped model's span ~160 and its long runs diverge, README "The shipped model")
+    # or "qk": L2-normalised, logits = t * cos with a learned temperature t <= 30 (models/scft.py).
+    attention_norm: Literal["none", "qk"] = "none"
     disc_channels: int = 64
     disc_layers: int = 3
     disc_spectral_norm: bool = True
@@ -151,7 +155,7 @@ class ModelConfig:
         _int_in("model.num_res_blocks", self.num_res_blocks, 0, MAX_RES_BLOCKS)
         _int_in("model.disc_channels", self.disc_channels, 1, MAX_CHANNELS)
         _int_in("model.disc_layers", self.disc_layers, 1, MAX_DISC_LAYERS)
-        for name in ("fusion", "norm", "output"):
+        for name in ("fusion", "norm", "output", "attention_norm"):
             allowed = get_args(get_type_hints(ModelConfig)[name])
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"model.{name} must be one of {list(allowed)}, got {_show(getattr(self, name))}")
@@ -161,6 +165,8 @@ class ModelConfig:
         n = len(self.encoder_channels)
         if any(not 2 <= i <= n for i in self.downsample_layers):
             raise ConfigError(f"model.downsample_layers must lie in 2..{n}: {self.downsample_layers}")
+        if self.attention_norm != "none" and self.fusion != "scft":
+            raise ConfigError("model.attention_norm needs the SCFT attention (model.fusion=scft)")
         if self.color_path and self.fusion != "scft":
             raise ConfigError("model.color_path needs the SCFT attention (model.fusion=scft)")
         if list(self.downsample_layers) != sorted(set(self.downsample_layers)):
@@ -463,6 +469,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 # fast a run trains, never what the weights compute, so a config.json written before them (such as
 # weights/default/config.json) loads with their defaults. Every other field stays required.
 SPEED_FIELDS: frozenset[str] = frozenset({"train.mixed_precision", "train.channels_last", "train.compile"})
+# Model fields added later whose default is exactly what every model saved before them computes
+# (there was no other choice then), so such a config loads with it; a config that names another
+# value is read as written. Every other field stays required.
+ADDED_MODEL_FIELDS: frozenset[str] = frozenset({"model.attention_norm"})
 
 
 def _section(cls: type, raw: Any, name: str, complete: bool) -> Any:
@@ -476,7 +486,7 @@ def _section(cls: type, raw: Any, name: str, complete: bool) -> Any:
     if unknown:
         raise ConfigError(f"unknown key(s) in {name!r}: {_cut(', '.join(sorted(unknown)))}")
     if complete:
-        missing = [k for k in known if k not in raw and f"{name}.{k}" not in SPEED_FIELDS]
+        missing = [k for k in known if k not in raw and f"{name}.{k}" not in SPEED_FIELDS | ADDED_MODEL_FIELDS]
         if missing:
             raise ConfigError(f"{name}.{missing[0]} is missing: a saved model's config must give every field "
                               f"(no default is assumed)" + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else ""))

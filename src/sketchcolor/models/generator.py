@@ -116,7 +116,7 @@ class Colorizer(nn.Module):
         self.sketch_encoder = Encoder(1, cfg)
         self.reference_encoder = Encoder(3, cfg)
         if cfg.fusion == "scft":
-            self.scft = SCFT(k, cfg.attention_dim)
+            self.scft = SCFT(k, cfg.attention_dim, qk_norm=cfg.attention_norm == "qk")
         else:  # the no-attention baseline: same residual form, reference mixed in place
             self.concat = nn.Conv2d(2 * k, k, 1)
         width = cfg.bottleneck_channels or k

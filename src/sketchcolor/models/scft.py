@@ -35,16 +35,39 @@ def to_tokens(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(2).transpose(1, 2)
 
 
-class SCFT(nn.Module):
-    """Attention from sketch features (queries) to reference features (keys, values)."""
+# Upper bound of the learned temperature of ``qk_norm`` attention: logits within +-30, a range
+# of 60 (a trained paper-style SCFT reaches ranges of ~160, README "The shipped model"); still
+# far more than the triplet margin of 12 needs and than a one-hot softmax needs (e^-60).
+MAX_TEMPERATURE = 30.0
 
-    def __init__(self, channels: int, attention_dim: int | None = None) -> None:
+
+class SCFT(nn.Module):
+    """Attention from sketch features (queries) to reference features (keys, values).
+
+    ``qk_norm`` (not in the paper): queries and keys are L2-normalised and the logits are
+    ``t * cos`` with a learned temperature ``t`` (starting at sqrt(d), at most
+    :data:`MAX_TEMPERATURE`), so they cannot grow with the features, as the attention logits of
+    the paper's form do over a long run (the growth that precedes loss spikes in transformers,
+    Dehghani et al. 2023, Wortsman et al. 2023). The returned queries and keys carry the scale
+    (``q . k / sqrt(d) = t * cos``), so the triplet loss and the attention see the same scores."""
+
+    def __init__(self, channels: int, attention_dim: int | None = None, qk_norm: bool = False) -> None:
         super().__init__()
         d = attention_dim or channels
         self.query = nn.Linear(channels, d)
         self.key = nn.Linear(channels, d)
         self.value = nn.Linear(channels, channels)
         self.scale = 1.0 / math.sqrt(d)
+        self.qk_norm = qk_norm
+        if qk_norm:
+            self.log_temperature = nn.Parameter(torch.tensor(0.5 * math.log(d)))
+
+    def _normalized(self, x: torch.Tensor) -> torch.Tensor:
+        """``qk_norm``: unit vectors times sqrt(t * sqrt(d)), so that their scaled dot product is t * cos."""
+        if not self.qk_norm:
+            return x
+        t = self.log_temperature.clamp(max=math.log(MAX_TEMPERATURE)).exp()
+        return nn.functional.normalize(x, dim=-1) * (t / self.scale).sqrt().to(x.dtype)
 
     def similarity(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         """Scaled dot product S of the attention: ``[B, N, d] x [B, M, d] -> [B, N, M]``. The
@@ -59,7 +82,7 @@ class SCFT(nn.Module):
         concatenated along the cell axis make one attention over all their cells."""
         assert v_r.dim() == 4, tuple(v_r.shape)
         tr = to_tokens(v_r)
-        return self.key(tr), self.value(tr)
+        return self._normalized(self.key(tr)), self.value(tr)
 
     def attend(self, v_s: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                bias: torch.Tensor | None = None) -> SCFTOutput:
@@ -75,7 +98,7 @@ class SCFT(nn.Module):
             tuple(v_s.shape), tuple(key.shape), tuple(value.shape))
         b, k, h, w = v_s.shape
         ts = to_tokens(v_s)
-        q = self.query(ts)
+        q = self._normalized(self.query(ts))
         # Logits and softmax in fp32 even under autocast: a trained attention's logits are over a
         # hundred apart (README, "The shipped model"), where bf16 is only good to about 0.5, which
         # is noise on the softmax. In fp32 this changes nothing (.float() of a float32 tensor is itself).
