@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -486,3 +487,41 @@ def test_no_recipe_gives_a_traceback_in_info(tmp_path: Path, monkeypatch: pytest
         assert len(err) == 1 and err[0].startswith("error: ") and len(err[0]) < 600, err
     else:
         assert "G parameters" in out
+
+
+def test_a_config_saved_before_attention_norm_loads_as_the_paper_attention(artifact: Path, tmp_path: Path) -> None:
+    # model.attention_norm came later; every model saved before it computes "none", so its absence
+    # is read as "none" (the one model field allowed to be absent), and the same weights load
+    folder = _edited(artifact, tmp_path, lambda raw: raw["config"]["model"].pop("attention_norm"))
+    g, cfg, _ = load_artifact(folder)
+    assert cfg.model.attention_norm == "none" and not g.scft.qk_norm
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.attention_norm=layer", "model.attention_norm must be one of ['none', 'qk'], got 'layer'"),
+])
+def test_bad_attention_norm_is_one_line(override: str, message: str, tiny_recipe: Path) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(tiny_recipe, [override])
+
+
+def test_attention_norm_needs_scft(tiny_recipe: Path) -> None:
+    with pytest.raises(ConfigError, match=re.escape("model.attention_norm needs the SCFT attention (model.fusion=scft)")):
+        load_config(tiny_recipe, ["model.attention_norm=qk", "model.fusion=concat", "model.color_path=false"])
+
+
+def test_a_qk_norm_model_saves_and_loads_identically(small_config, tmp_path: Path) -> None:
+    cfg = small_config("model.attention_norm=qk")
+    torch.manual_seed(0)
+    g = Colorizer(cfg.model).eval()
+    with torch.no_grad():
+        g.scft.log_temperature.fill_(2.9)  # a learned value, not the initial one
+    folder = save_artifact(tmp_path / "model", g, cfg)
+    assert json.loads((folder / "config.json").read_text())["config"]["model"]["attention_norm"] == "qk"
+    h, loaded, _ = load_artifact(folder)
+    assert loaded.model.attention_norm == "qk" and float(h.scft.log_temperature) == pytest.approx(2.9)
+    gen = torch.Generator().manual_seed(1)
+    size = cfg.model.image_size
+    sketch, reference = torch.rand(1, 1, size, size, generator=gen), torch.rand(1, 3, size, size, generator=gen)
+    with torch.no_grad():
+        assert torch.equal(g(sketch, reference).image, h(sketch, reference).image)

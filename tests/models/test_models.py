@@ -9,7 +9,7 @@ import torch
 
 from sketchcolor.models import Colorizer, PatchDiscriminator
 from sketchcolor.models.encoders import Encoder, concat_levels
-from sketchcolor.models.scft import SCFT, to_tokens
+from sketchcolor.models.scft import MAX_TEMPERATURE, SCFT, to_tokens
 
 
 def _rand(*shape, seed=0):
@@ -108,6 +108,35 @@ def test_scft_logits_stay_fp32_under_bf16_autocast(scft_and_inputs):
     assert torch.allclose(out.attention, exact, atol=1e-6)
     low = torch.softmax((out.query @ out.key.transpose(1, 2) / math.sqrt(out.query.shape[-1])).float(), -1)
     assert not torch.allclose(out.attention, low, atol=1e-3)  # what a bf16 bmm would have given
+
+
+def test_qk_norm_scft_logits_are_temperature_times_cosine():
+    # qk_norm: however large the features, a logit is t * cos(q, k) with t = sqrt(d) at the start,
+    # and the returned queries/keys give the same score through similarity() (the triplet loss's S)
+    torch.manual_seed(0)
+    scft = SCFT(12, 6, qk_norm=True)
+    v_s, v_r = _rand(2, 12, 3, 4, seed=1) * 1000, _rand(2, 12, 5, 2, seed=2) * 1000
+    out = scft(v_s, v_r)
+    q_raw = to_tokens(v_s) @ scft.query.weight.T + scft.query.bias
+    k_raw = to_tokens(v_r) @ scft.key.weight.T + scft.key.bias
+    cos = torch.nn.functional.normalize(q_raw, dim=-1) @ torch.nn.functional.normalize(k_raw, dim=-1).transpose(1, 2)
+    logits = scft.similarity(out.query, out.key)
+    assert torch.allclose(logits, math.sqrt(6) * cos, atol=1e-4)
+    assert torch.allclose(out.attention, torch.softmax(logits, -1), atol=1e-6)
+    # the temperature is learned but capped: logits stay within +-MAX_TEMPERATURE
+    with torch.no_grad():
+        scft.log_temperature.fill_(10.0)  # e^10: far above the cap
+    capped = scft(v_s, v_r)
+    assert scft.similarity(capped.query, capped.key).abs().max() <= MAX_TEMPERATURE + 1e-3
+    with torch.no_grad():
+        scft.log_temperature.fill_(1.0)  # below the cap the temperature gets a gradient
+    scft(v_s, v_r).fused.square().mean().backward()
+    assert scft.log_temperature.grad is not None and scft.log_temperature.grad.abs() > 0
+
+
+def test_paper_scft_has_no_temperature(scft_and_inputs):
+    scft, _, _ = scft_and_inputs
+    assert not scft.qk_norm and "log_temperature" not in dict(scft.named_parameters())
 
 
 def test_scft_attends_over_reference_positions(scft_and_inputs):
