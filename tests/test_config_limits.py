@@ -519,7 +519,7 @@ def test_a_qk_norm_model_saves_and_loads_identically(small_config, tmp_path: Pat
     folder = save_artifact(tmp_path / "model", g, cfg)
     assert json.loads((folder / "config.json").read_text())["config"]["model"]["attention_norm"] == "qk"
     h, loaded, _ = load_artifact(folder)
-    assert loaded.model.attention_norm == "qk" and float(h.scft.log_temperature) == pytest.approx(2.9)
+    assert loaded.model.attention_norm == "qk" and h.scft.log_temperature.item() == pytest.approx(2.9)
     gen = torch.Generator().manual_seed(1)
     size = cfg.model.image_size
     sketch, reference = torch.rand(1, 1, size, size, generator=gen), torch.rand(1, 3, size, size, generator=gen)
