@@ -18,7 +18,6 @@ import math
 
 import torch
 
-from sketchcolor.config import DataConfig
 from sketchcolor.data.datasets import TripletStream, open_images
 from sketchcolor.models.serialization import load_artifact
 
@@ -37,7 +36,7 @@ def main() -> None:
         g, cfg, meta = load_artifact(folder)
         g.eval()
         grid = (cfg.model.image_size // g.cfg.feature_stride,) * 2
-        images = open_images(args.data, cfg.model.image_size, DataConfig(), "val")
+        images = open_images(args.data, cfg.model.image_size, cfg.data, "val")  # as training validates
         stream = TripletStream(images, grid, seed=cfg.train.seed + 1, length=min(args.n, len(images)))
         batch = [stream[i] for i in range(len(stream))]
         sketch = torch.stack([x["sketch"] for x in batch])

@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 D=${D:-.devcarry}  # another folder only to test this script
-[ "$D" != .devcarry ] || grep -qx "/.devcarry/" .git/info/exclude 2>/dev/null || echo "/.devcarry/" >> .git/info/exclude
+EXCLUDE=$(git rev-parse --git-path info/exclude)  # .git may be a file (a worktree)
+[ "$D" != .devcarry ] || grep -qx "/.devcarry/" "$EXCLUDE" 2>/dev/null || { mkdir -p "$(dirname "$EXCLUDE")"; echo "/.devcarry/" >> "$EXCLUDE"; }
 mkdir -p "$D"
 if [ ! -f "$D/drawings128.tar.xz" ]; then
   rm -rf "$D/drawings128"
@@ -37,6 +38,7 @@ PY
 fi
 if [ ! -f "$D/site312.tar.xz" ]; then
   W=$(mktemp -d)
+  trap 'rm -rf "$W"' EXIT
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d "$W/whl" kornia==0.9.0 kornia_rs==0.2.0

@@ -10,6 +10,7 @@
 #   INIT=            train from scratch instead of from weights/default (INIT=folder: another artifact)
 #   EXTRA_SETS="--set k=v ..."   more config overrides; BENCH_S=0 skips the bench
 set -u
+cd "$(dirname "$0")/.."
 t0=$(date +%s)
 say() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
 OUT=${OUT:?} TRAIN_S=${TRAIN_S:-400} BATCH=${BATCH:-32} DEVICE=${DEVICE:-cuda} WORKERS=${WORKERS:-12}

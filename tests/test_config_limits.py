@@ -8,8 +8,8 @@ import contextlib
 import dataclasses
 import io
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -329,7 +329,8 @@ def test_recipes_may_leave_fields_out_but_complete_configs_may_not() -> None:
 
 @pytest.mark.parametrize("recipe", ["tiny", "default", "paper"])
 @pytest.mark.parametrize("variant", [{}, {"norm": "batch"}, {"fusion": "concat", "color_path": False},
-                                     {"color_path": True, "bottleneck_channels": None, "attention_dim": None}])
+                                     {"color_path": True, "bottleneck_channels": None, "attention_dim": None},
+                                     {"attention_norm": "qk"}])
 def test_parameter_counts_match_the_built_models(recipe: str, variant: dict) -> None:
     m = dataclasses.replace(load_config(ROOT / "configs" / f"{recipe}.yaml").model, **variant)
     with torch.device("meta"):

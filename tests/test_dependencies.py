@@ -72,7 +72,7 @@ def test_every_imported_package_is_declared() -> None:
     assert not undeclared, "\n".join(undeclared)
 
 
-def test_the_check_sees_an_undeclared_import(tmp_path: Path) -> None:
+def test_the_scanner_finds_function_level_third_party_imports(tmp_path: Path) -> None:
     # the scanner finds imports inside functions too, and only third-party ones
     f = tmp_path / "m.py"
     f.write_text("import os\nfrom . import x\ndef f():\n    from skimage.color import rgb2lab\n    import cv2.ximgproc\n")

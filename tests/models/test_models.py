@@ -9,6 +9,7 @@ import torch
 
 from sketchcolor.models import Colorizer, PatchDiscriminator
 from sketchcolor.models.encoders import Encoder, concat_levels
+from sketchcolor.losses.triplet import triplet_loss
 from sketchcolor.models.scft import MAX_TEMPERATURE, SCFT, to_tokens
 
 
@@ -123,6 +124,16 @@ def test_qk_norm_scft_logits_are_temperature_times_cosine():
     logits = scft.similarity(out.query, out.key)
     assert torch.allclose(logits, math.sqrt(6) * cos, atol=1e-4)
     assert torch.allclose(out.attention, torch.softmax(logits, -1), atol=1e-6)
+    # the triplet loss scores the returned queries/keys the same way: its hinge uses t * cos
+    corr = torch.zeros(2, 12, dtype=torch.long)  # every sketch cell's positive is reference cell 0
+    neg = torch.randint(0, 9, (2, 12, 1), generator=torch.Generator().manual_seed(3)) + 1
+    want = torch.relu(-logits[..., :1] + torch.gather(logits, 2, neg) + 12.0).mean()
+    got = triplet_loss(out.query, out.key, corr, 12.0, torch.Generator().manual_seed(3))
+    assert torch.allclose(got, want, atol=1e-5)
+    # under bf16 autocast the normalisation and the logits stay fp32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = scft(v_s, v_r)
+    assert low.query.dtype == torch.float32 and torch.allclose(low.attention, out.attention, atol=2e-2)
     # the temperature is learned but capped: logits stay within +-MAX_TEMPERATURE
     with torch.no_grad():
         scft.log_temperature.fill_(10.0)  # e^10: far above the cap

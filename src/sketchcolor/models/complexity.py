@@ -77,7 +77,7 @@ def generator_params(cfg: ModelConfig) -> int:
             cin = c
     if cfg.fusion == "scft":
         d = cfg.attention_dim or k
-        total += 2 * (k * d + d) + k * k + k
+        total += 2 * (k * d + d) + k * k + k + (1 if cfg.attention_norm == "qk" else 0)  # + the temperature
     else:
         total += _conv(2 * k, k, 1, True)
     width = cfg.bottleneck_channels or k

@@ -45,8 +45,9 @@ class SCFT(nn.Module):
     """Attention from sketch features (queries) to reference features (keys, values).
 
     ``qk_norm`` (not in the paper): queries and keys are L2-normalised and the logits are
-    ``t * cos`` with a learned temperature ``t`` (starting at sqrt(d), at most
-    :data:`MAX_TEMPERATURE`), so they cannot grow with the features, as the attention logits of
+    ``t * cos`` with a learned temperature ``t`` (starting at sqrt(d) or half the cap, whichever
+    is lower; at most :data:`MAX_TEMPERATURE`, where it stays once it gets there: the cap passes
+    no gradient), so they cannot grow with the features, as the attention logits of
     the paper's form do over a long run (the growth that precedes loss spikes in transformers,
     Dehghani et al. 2023, Wortsman et al. 2023). The returned queries and keys carry the scale
     (``q . k / sqrt(d) = t * cos``), so the triplet loss and the attention see the same scores."""
@@ -60,14 +61,17 @@ class SCFT(nn.Module):
         self.scale = 1.0 / math.sqrt(d)
         self.qk_norm = qk_norm
         if qk_norm:
-            self.log_temperature = nn.Parameter(torch.tensor(0.5 * math.log(d)))
+            # the paper's d = 992 would start at 31.5, above the cap, where it could never learn
+            start = min(0.5 * math.log(d), math.log(MAX_TEMPERATURE / 2))
+            self.log_temperature = nn.Parameter(torch.tensor(start))
 
     def _normalized(self, x: torch.Tensor) -> torch.Tensor:
-        """``qk_norm``: unit vectors times sqrt(t * sqrt(d)), so that their scaled dot product is t * cos."""
+        """``qk_norm``: ``[B, N, d]`` -> fp32 unit vectors times sqrt(t * sqrt(d)), so that their scaled
+        dot product is t * cos; normalised in fp32 under autocast too (the logits are, see attend)."""
         if not self.qk_norm:
             return x
-        t = self.log_temperature.clamp(max=math.log(MAX_TEMPERATURE)).exp()
-        return nn.functional.normalize(x, dim=-1) * (t / self.scale).sqrt().to(x.dtype)
+        t = self.log_temperature.float().clamp(max=math.log(MAX_TEMPERATURE)).exp()
+        return nn.functional.normalize(x.float(), dim=-1) * (t / self.scale).sqrt()
 
     def similarity(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         """Scaled dot product S of the attention: ``[B, N, d] x [B, M, d] -> [B, N, M]``. The
