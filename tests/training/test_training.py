@@ -159,6 +159,33 @@ def test_init_from_continues_the_step_count_and_records_history(tmp_path: Path, 
             progress=False, init=first)
 
 
+def test_init_from_can_switch_to_qk_attention_keeping_every_weight(tmp_path: Path, sample_photos: list[Path],
+                                                                   small_config) -> None:
+    import math
+
+    from sketchcolor.errors import CheckpointError
+    from sketchcolor.models.generator import Colorizer
+    from sketchcolor.training.loop import Models, init_from
+
+    data = sample_photos[0].parent
+    first = fit(small_config(*TRAIN, "train.steps=2"), data, tmp_path / "a", progress=False)
+    cfg = small_config(*TRAIN, "train.steps=3", "model.attention_norm=qk")
+    torch.manual_seed(0)
+    generator = Colorizer(cfg.model)
+    init_from(first, cfg, Models(generator=generator, discriminator=None, ema=None, opt_g=None, opt_d=None))  # type: ignore[arg-type]
+    saved = _weights(first)
+    loaded = generator.state_dict()
+    assert set(loaded) - set(saved) == {k for k in loaded if k.endswith("log_temperature")} != set()
+    for k, v in saved.items():
+        assert torch.equal(loaded[k], v), k
+    t = next(v for k, v in loaded.items() if k.endswith("log_temperature"))
+    assert float(t) == pytest.approx(min(0.5 * math.log(cfg.model.attention_dim), math.log(15.0)))
+    # and back is refused: the qk model's temperature has nowhere to go
+    qk = fit(cfg, data, tmp_path / "b", progress=False, init=first)
+    with pytest.raises(CheckpointError, match="not change 'qk' to 'none'"):
+        fit(small_config(*TRAIN, "train.steps=5"), data, tmp_path / "c", progress=False, init=qk)
+
+
 def test_validation_keeps_the_best_weights(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
     import json
 

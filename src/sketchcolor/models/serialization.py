@@ -156,11 +156,16 @@ def _verify_checksum(path: Path) -> None:
         raise CheckpointError(f"{path}: contents changed since it was saved (SHA-256 differs from {CONFIG_NAME}); the file is corrupt or was edited")
 
 
-def load_weights(module: nn.Module, path: Path) -> None:
+def load_weights(module: nn.Module, path: Path, fresh: frozenset[str] = frozenset()) -> None:
     """Load a safetensors file into ``module``; truncation, tampering (checksum in the sibling
-    config.json), non-finite values and key/shape mismatches are errors."""
+    config.json), non-finite values and key/shape mismatches are errors. ``fresh`` names tensors
+    of ``module`` the file may lack (they keep their initial values): parameters a model switch
+    adds, such as the attention temperature of ``attention_norm=qk``, when training continues
+    from weights saved without it."""
     path = Path(path)
-    _check_match(path, _header(path), {k: tuple(v.shape) for k, v in module.state_dict().items()})
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    found = _header(path)
+    _check_match(path, found, {k: s for k, s in expected.items() if k in found or k not in fresh})
     _verify_checksum(path)
     try:
         state = load_file(str(path))
@@ -169,7 +174,7 @@ def load_weights(module: nn.Module, path: Path) -> None:
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise CheckpointError(f"{path}: weights hold NaN/inf values ({', '.join(bad[:3])})")
-    module.load_state_dict(state)
+    module.load_state_dict(state, strict=not fresh)
 
 
 def load_artifact(folder: str | Path) -> tuple[Colorizer, Config, dict[str, Any]]:

@@ -238,9 +238,19 @@ def init_from(artifact: Path, cfg: Config, models: Models) -> RunState:
     """Start from an inference artifact's weights (fresh D and optimizers), counting steps on from
     the step its config records, so a run continues the committed weights on a new machine."""
     saved_cfg, meta = read_config(artifact)
-    if saved_cfg.model != cfg.model:
+    switched = saved_cfg.model.attention_norm != cfg.model.attention_norm
+    if replace(saved_cfg.model, attention_norm=cfg.model.attention_norm) != cfg.model:
         raise CheckpointError(f"{artifact}: its model config differs from the recipe's; --init-from needs the same architecture")
-    load_weights(models.generator, Path(artifact) / WEIGHTS_NAME)
+    if switched and saved_cfg.model.attention_norm != "none":
+        raise CheckpointError(f"{artifact}: --init-from can add model.attention_norm to a model saved without it, "
+                              f"not change {saved_cfg.model.attention_norm!r} to {cfg.model.attention_norm!r}")
+    # Switching the paper's attention to qk keeps every weight; the temperature it adds starts
+    # at its initial value (models/scft.py).
+    fresh = frozenset(k for k in models.generator.state_dict() if k.endswith("log_temperature")) if switched else frozenset()
+    load_weights(models.generator, Path(artifact) / WEIGHTS_NAME, fresh=fresh)
+    if switched:
+        log.info("%s: model.attention_norm %s -> %s (temperature starts fresh)", artifact,
+                 saved_cfg.model.attention_norm, cfg.model.attention_norm)
     if models.ema is not None:
         models.ema.module.load_state_dict(models.generator.state_dict())
         models.ema.n_averaged.fill_(1)
