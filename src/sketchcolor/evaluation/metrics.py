@@ -16,7 +16,7 @@ from skimage.color import rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from sketchcolor.data.io import to_gray
-from sketchcolor.inference.render import LINE_THRESHOLD  # one definition of a line pixel for rendering and scoring
+from sketchcolor.inference.render import LINE_THRESHOLD, line_mask  # noqa: F401  one definition of a line pixel for rendering and scoring
 # correspondence accuracy is defined beside the training validation that logs it; re-exported for the tables
 from sketchcolor.training.validation import CorrespondenceScores, correspondence_accuracy, neighbourhood  # noqa: F401
 
@@ -63,11 +63,6 @@ def ssim(output: np.ndarray, target: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # Reference-color fidelity (cross-reference setting)
-
-
-def line_mask(sketch: np.ndarray, threshold: int = LINE_THRESHOLD) -> np.ndarray:
-    """bool ``[H, W]``: True on the sketch's lines (pixels darker than ``threshold``)."""
-    return sketch < threshold
 
 
 def painted_mask(sketch: np.ndarray, threshold: int = LINE_THRESHOLD) -> np.ndarray:

@@ -37,9 +37,9 @@ LINE_THRESHOLD = 128  # sketch pixels darker than this are lines
 PAPER_LIGHTNESS, PAPER_CHROMA = 85.0, 12.0
 
 
-def line_mask(sketch: np.ndarray) -> np.ndarray:
-    """bool ``[H, W]``: the dark line pixels of a sketch."""
-    return sketch < LINE_THRESHOLD
+def line_mask(sketch: np.ndarray, threshold: int = LINE_THRESHOLD) -> np.ndarray:
+    """bool ``[H, W]``: the dark line pixels of a sketch (darker than ``threshold``)."""
+    return sketch < threshold
 
 
 def border_labels(labels: np.ndarray) -> np.ndarray:
