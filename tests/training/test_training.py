@@ -128,6 +128,15 @@ def test_resume_takes_the_recipes_learning_rate(tmp_path: Path, sample_photos: l
     assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-5)
 
 
+def test_resume_takes_the_recipes_adam_betas(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
+    fit(small_config(*TRAIN, "train.steps=1"), sample_photos[0].parent, tmp_path / "r", progress=False)
+    fit(small_config(*TRAIN, "train.steps=2", "train.beta2=0.99"), sample_photos[0].parent, tmp_path / "r",
+        resume=True, progress=False)
+    state = load_trainer_state(list_checkpoints(tmp_path / "r" / "checkpoints")[-1])
+    for opt in ("opt_g", "opt_d"):
+        assert tuple(state[opt]["param_groups"][0]["betas"]) == pytest.approx((0.5, 0.99)), opt
+
+
 def test_ema_run_ships_the_average_and_resumes_exactly(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
     data = sample_photos[0].parent
     common = [*TRAIN, "train.checkpoint_every=2", "train.ema_decay=0.9", "model.color_path=true", "loss.lambda_warp=5"]

@@ -220,11 +220,13 @@ def resume_from(last: Path, cfg: Config, models: Models, precision: Precision | 
         torch.set_rng_state(state["rng_cpu"])
         if precision is not None:
             precision.load_state_dict(state)
-        # the recipe's learning rates win over the saved ones, so a resumed run can lower them
+        # the recipe's learning rates and Adam betas win over the saved ones, so a resumed run can
+        # lower them (Adam's moment estimates stay valid under other betas: only their memory changes)
         for opt, lr in ((models.opt_g, tc.lr_g), (models.opt_d, tc.lr_d)):
             _keep_fused(opt, next(models.generator.parameters()).device)
             for group in opt.param_groups:
                 group["lr"] = lr
+                group["betas"] = (tc.beta1, tc.beta2)
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{last}: trainer state does not match this model ({first[:160]})") from None

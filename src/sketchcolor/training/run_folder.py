@@ -42,7 +42,7 @@ CONFIG_NAME = "config.json"
 # Fields that may differ between a run's config.json and the recipe that continues it.
 MAY_CHANGE: frozenset[str] = frozenset({
     "name",
-    "train.steps", "train.lr_g", "train.lr_d", "train.grad_clip", "train.device", "train.threads",
+    "train.steps", "train.lr_g", "train.lr_d", "train.beta1", "train.beta2", "train.grad_clip", "train.device", "train.threads",
     "train.log_every", "train.image_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.val_every", "train.max_bad_steps",
     "data.num_workers", "data.cache_images",
