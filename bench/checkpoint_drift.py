@@ -50,8 +50,8 @@ def main() -> None:
     ap.add_argument("checkpoints", nargs="+", type=Path, help="checkpoint folders with trainer_state.pt, in step order")
     ap.add_argument("--top", type=int, default=6)
     args = ap.parse_args()
-    states = [load_trainer_state(c) for c in args.checkpoints]
-    for (ca, a), (cb, b) in zip(zip(args.checkpoints, states), zip(args.checkpoints[1:], states[1:])):
+    loaded = [(c, load_trainer_state(c)) for c in args.checkpoints]
+    for (ca, a), (cb, b) in zip(loaded, loaded[1:]):
         print(f"{ca.name} -> {cb.name}")
         for part in ("generator", "discriminator"):
             print(f" {part}, largest relative change:")

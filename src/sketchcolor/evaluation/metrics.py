@@ -16,7 +16,7 @@ from skimage.color import rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from sketchcolor.data.io import to_gray
-from sketchcolor.inference.render import LINE_THRESHOLD, line_mask  # noqa: F401  one definition of a line pixel for rendering and scoring
+from sketchcolor.inference.render import LINE_THRESHOLD, line_mask  # one definition of a line pixel for rendering and scoring
 # correspondence accuracy is defined beside the training validation that logs it; re-exported for the tables
 from sketchcolor.training.validation import CorrespondenceScores, correspondence_accuracy, neighbourhood  # noqa: F401
 

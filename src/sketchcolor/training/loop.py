@@ -246,9 +246,13 @@ def init_from(artifact: Path, cfg: Config, models: Models) -> RunState:
     if switched and saved_cfg.model.attention_norm != "none":
         raise CheckpointError(f"{artifact}: --init-from can add model.attention_norm to a model saved without it, "
                               f"not change {saved_cfg.model.attention_norm!r} to {cfg.model.attention_norm!r}")
-    # Switching the paper's attention to qk keeps every weight; the temperature it adds starts
-    # at its initial value (models/scft.py).
-    fresh = frozenset(k for k in models.generator.state_dict() if k.endswith("log_temperature")) if switched else frozenset()
+    # Switching the paper's attention to qk keeps every weight; what the recipe's model has and the
+    # saved one lacks (the temperature, models/scft.py) keeps its initial value. Both built on the
+    # meta device: only their tensor names are wanted.
+    fresh: frozenset[str] = frozenset()
+    if switched:
+        with torch.device("meta"):
+            fresh = frozenset(Colorizer(cfg.model).state_dict()) - frozenset(Colorizer(saved_cfg.model).state_dict())
     load_weights(models.generator, Path(artifact) / WEIGHTS_NAME, fresh=fresh)
     if switched:
         log.info("%s: model.attention_norm %s -> %s (temperature starts fresh)", artifact,
