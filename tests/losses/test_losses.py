@@ -9,7 +9,7 @@ import torch
 
 from sketchcolor.config import LossConfig
 from sketchcolor.errors import CheckpointError, MissingWeightsError
-from sketchcolor.losses.adversarial import discriminator_loss, generator_loss
+from sketchcolor.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from sketchcolor.losses.objective import discriminator_terms, generator_terms
 from sketchcolor.losses.perceptual import gram, perceptual_and_style
 from sketchcolor.losses.reconstruction import l1_loss
@@ -351,3 +351,27 @@ def test_discriminator_terms(tiny_batch):
     terms["d"].backward()
     # the fake is detached: G gets no gradient from D's loss
     assert all(p.grad is None for p in g.parameters())
+
+
+def test_r1_penalty_of_a_linear_discriminator_is_its_squared_weight_over_the_area():
+    # D(x) = sum_c w_c x_c per pixel: the score (mean over the h*w patches) has the gradient w_c / (h*w)
+    # at every pixel, so ||grad||^2 = h*w * |w|^2 / (h*w)^2 = |w|^2 / (h*w), whatever x is.
+    w = torch.tensor([0.5, -2.0, 1.5], requires_grad=True)
+    real = (torch.rand(3, 3, 8, 6, generator=_gen(4)) * 2 - 1).requires_grad_(True)
+    logits = (real * w.view(1, 3, 1, 1)).sum(1, keepdim=True)
+    penalty = r1_penalty(logits, real)
+    assert penalty.item() == pytest.approx(float(w.detach().square().sum()) / 48, rel=1e-6)
+    (grad,) = torch.autograd.grad(penalty, w)  # it keeps its graph: the penalty trains D
+    assert torch.allclose(grad, 2 * w.detach() / 48)
+
+
+def test_discriminator_terms_add_the_weighted_r1_penalty_and_it_trains_d(tiny_batch):
+    g, d, out, sketch, target, corr = tiny_batch
+    plain = discriminator_terms(target, out.image, sketch, d, LossConfig())
+    terms = discriminator_terms(target, out.image, sketch, d, LossConfig(r1_gamma=4.0))
+    assert set(plain) == {"d"} and set(terms) == {"d", "r1"}
+    assert terms["r1"].item() > 0
+    assert terms["d"].item() == pytest.approx(plain["d"].item() + 2.0 * terms["r1"].item(), rel=1e-5)
+    (grad,) = torch.autograd.grad(terms["r1"], d.layers[0].parametrizations.weight.original)
+    assert grad.abs().sum() > 0  # the penalty reaches D's weights (double backward through spectral norm)
+    assert target.grad is None and not target.requires_grad  # the caller's tensor is left alone

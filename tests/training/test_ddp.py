@@ -29,9 +29,10 @@ from sketchcolor.training.loop import fit
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "tiny.yaml"
-# configs/tiny.yaml for 3 steps of a global batch of 4, a checkpoint at the end.
+# configs/tiny.yaml for 3 steps of a global batch of 4, a checkpoint at the end; with D's R1
+# penalty on, whose gradient of a gradient must pass DDP's one forward / one backward as well.
 SETTINGS = ["train.steps=3", "train.batch_size=4", "train.log_every=1", "train.checkpoint_every=3",
-            "train.image_every=1000"]
+            "train.image_every=1000", "loss.r1_gamma=1.0"]
 TOLERANCE = 1e-3  # relative L2 of the weight difference to the update the steps made (see above)
 
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from sketchcolor.config import LossConfig
-from sketchcolor.losses.adversarial import discriminator_loss, generator_loss
+from sketchcolor.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from sketchcolor.losses.perceptual import perceptual_and_style
 from sketchcolor.losses.reconstruction import l1_loss, warp_l1
 from sketchcolor.losses.triplet import BatchShard, triplet_loss
@@ -55,6 +55,13 @@ def generator_terms(
 def discriminator_terms(
     real: torch.Tensor, fake: torch.Tensor, sketch: torch.Tensor, discriminator: nn.Module, cfg: LossConfig
 ) -> dict[str, torch.Tensor]:
-    """D's loss on real targets and (detached) outputs, both conditioned on the sketch."""
-    loss = discriminator_loss(discriminator(real, sketch), discriminator(fake.detach(), sketch), cfg.gan_mode)
-    return {"d": loss}
+    """D's loss on real targets and (detached) outputs, both conditioned on the sketch; with
+    ``loss.r1_gamma`` > 0, ``d`` includes the weighted R1 penalty, also given as ``r1``."""
+    if cfg.r1_gamma > 0:
+        real = real.detach().requires_grad_(True)
+    real_logits = discriminator(real, sketch)
+    loss = discriminator_loss(real_logits, discriminator(fake.detach(), sketch), cfg.gan_mode)
+    if not cfg.r1_gamma > 0:
+        return {"d": loss}
+    penalty = r1_penalty(real_logits, real)
+    return {"d": loss + 0.5 * cfg.r1_gamma * penalty, "r1": penalty}

@@ -184,7 +184,9 @@ def wrap_for_training(models: Models, cfg: Config, world: World) -> None:
         g_step = DistributedDataParallel(g_step, device_ids=ids)
         d_pair = DistributedDataParallel(d_pair, device_ids=ids)
     if cfg.train.compile:
-        g_step, d_pair, d_frozen = torch.compile(g_step), torch.compile(d_pair), torch.compile(d_frozen)
+        g_step, d_frozen = torch.compile(g_step), torch.compile(d_frozen)
+        if not cfg.loss.r1_gamma:  # R1 differentiates D's gradient, which compiled graphs do not support
+            d_pair = torch.compile(d_pair)
     models.g_step, models.d_pair, models.d_frozen = g_step, d_pair, d_frozen
 
 

@@ -9,7 +9,8 @@ file ``.lock``. ``train --out RUN`` accepts:
 - a folder whose ``config.json`` is a run of the *same config*: the ``model``, ``data`` and
   ``loss`` sections and the training settings that shape the weights are equal. What may differ
   is listed in :data:`MAY_CHANGE`: ``train.steps`` (to extend a run), the learning rates (the
-  recipe's win on resume, so a run can lower them), cadences, device, threads, the data
+  recipe's win on resume, so a run can lower them), D's R1 penalty (a stabiliser a run that starts
+  to break can add), cadences, device, threads, the data
   loader's speed settings and the step's (autocast, channels_last, torch.compile). The number of
   processes (``torchrun --nproc_per_node``) is no config field and may change too. Whether it
   has checkpoints (then ``--resume`` is needed) is decided by :func:`sketchcolor.training.loop.fit`.
@@ -47,6 +48,7 @@ MAY_CHANGE: frozenset[str] = frozenset({
     "train.val_every", "train.max_bad_steps",
     "data.num_workers", "data.cache_images",
     "train.mixed_precision", "train.channels_last", "train.compile",
+    "loss.r1_gamma",
 })
 
 

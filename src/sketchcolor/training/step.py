@@ -16,7 +16,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from sketchcolor.config import LossConfig
-from sketchcolor.losses.adversarial import discriminator_loss
+from sketchcolor.losses.adversarial import discriminator_loss, r1_penalty
 from sketchcolor.losses.objective import generator_terms
 from sketchcolor.losses.triplet import BatchShard
 
@@ -27,24 +27,36 @@ class DiscriminatorPair(nn.Module):
     DDP expects one forward per backward (its gradient hooks fire once per parameter); D's loss
     needs two calls of D, so DDP wraps this module instead of D. D is called twice, real first,
     exactly as :func:`sketchcolor.losses.objective.discriminator_terms` does, so spectral norm's
-    power iteration runs as often as in one process."""
+    power iteration runs as often as in one process. With ``r1`` the R1 penalty's gradient is taken
+    inside the same forward, from the same real call, so it adds no call of D (nor a power
+    iteration) and DDP still sees one forward and one backward."""
 
     def __init__(self, discriminator: nn.Module) -> None:
         super().__init__()
         self.discriminator = discriminator
 
-    def forward(self, real: torch.Tensor, fake: torch.Tensor, sketch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``real``/``fake [B, 3, H, W]``, ``sketch [B, 1, H, W]`` -> patch logits ``[B, 1, h, w]`` each."""
-        return self.discriminator(real, sketch), self.discriminator(fake, sketch)
+    def forward(self, real: torch.Tensor, fake: torch.Tensor, sketch: torch.Tensor,
+                r1: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``real``/``fake [B, 3, H, W]``, ``sketch [B, 1, H, W]`` -> patch logits ``[B, 1, h, w]``
+        each, and the R1 penalty (a scalar, None without ``r1``)."""
+        if r1:
+            real = real.detach().requires_grad_(True)
+        real_logits = self.discriminator(real, sketch)
+        penalty = r1_penalty(real_logits, real) if r1 else None
+        return real_logits, self.discriminator(fake, sketch), penalty
 
 
 def discriminator_terms(real: torch.Tensor, fake: torch.Tensor, sketch: torch.Tensor, pair: nn.Module,
                         cfg: LossConfig) -> dict[str, torch.Tensor]:
     """D's loss on real targets and (detached) outputs through ``pair`` (a
     :class:`DiscriminatorPair`, maybe DDP-wrapped): the terms of
-    :func:`sketchcolor.losses.objective.discriminator_terms` in one forward call."""
-    real_logits, fake_logits = pair(real, fake.detach(), sketch)
-    return {"d": discriminator_loss(real_logits, fake_logits, cfg.gan_mode)}
+    :func:`sketchcolor.losses.objective.discriminator_terms` in one forward call. ``d`` is what D
+    minimises (with ``loss.r1_gamma`` > 0 it includes the weighted penalty, also given as ``r1``)."""
+    real_logits, fake_logits, penalty = pair(real, fake.detach(), sketch, cfg.r1_gamma > 0)
+    loss = discriminator_loss(real_logits, fake_logits, cfg.gan_mode)
+    if penalty is None:
+        return {"d": loss}
+    return {"d": loss + 0.5 * cfg.r1_gamma * penalty, "r1": penalty}
 
 
 def _everywhere(flag: bool) -> bool:
@@ -152,8 +164,9 @@ def train_step(
     metrics: dict[str, float] = {}
     if cfg.lambda_adv:
         with opts.autocasting(), record_function("D forward"):
-            d_loss = discriminator_terms(target, out.image, sketch, pair, cfg)["d"]
-        metrics["d"] = float(d_loss.detach())
+            d_terms = discriminator_terms(target, out.image, sketch, pair, cfg)
+        d_loss = d_terms["d"]
+        metrics.update((k, float(v.detach())) for k, v in d_terms.items())
         with record_function("D backward + update"):
             if not _apply(d_loss, opt_d, grad_clip, opts.scaler_d, opts.agree):
                 metrics["skipped"] = 1.0
