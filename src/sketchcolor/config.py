@@ -339,6 +339,13 @@ class TrainConfig:
     # Stop the run (SketchColorError, last good checkpoint kept) after this many steps in a row
     # whose loss or gradients were not finite and so were skipped; 0 = never stop.
     max_bad_steps: int = 10
+    # Going back when the run breaks (training/rewind.py): at most this many times (0 = never: a
+    # broken run stops after max_bad_steps as above), a run whose reconstruction loss jumps above
+    # break_factor times its recent median, or whose steps stop being finite, continues from its
+    # best validated checkpoint with both learning rates multiplied by rewind_lr_factor.
+    max_rewinds: int = 0
+    rewind_lr_factor: float = 0.5
+    break_factor: float = 2.5
     # Speed switches (issue 14). None changes what the weights compute beyond a stated tolerance
     # (tests/training/test_precision.py), so configs saved before they existed load with these
     # defaults (:data:`SPEED_FIELDS`). Autocast: "bf16", "fp16" (with a gradient scaler), "auto"
@@ -366,6 +373,9 @@ class TrainConfig:
         for name in ("keep_checkpoints", "val_every", "max_bad_steps"):  # 0 = keep all / at every log / never stop
             _int_in(f"train.{name}", getattr(self, name), 0, MAX_STEPS)
         _int_in("train.val_max_images", self.val_max_images, 1, 10**6)
+        _int_in("train.max_rewinds", self.max_rewinds, 0, 1000)
+        _num_in("train.rewind_lr_factor", self.rewind_lr_factor, 0.0, 1.0, lo_open=True, hi_open=True)
+        _num_in("train.break_factor", self.break_factor, 1.0, 1e6, lo_open=True)
         _int_in("train.threads", self.threads, 0, 1024)
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
             raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {_show(self.device)}")
@@ -476,7 +486,8 @@ SPEED_FIELDS: frozenset[str] = frozenset({"train.mixed_precision", "train.channe
 # Fields added later whose default is exactly what every model or run saved before them computes
 # or trained with (there was no other choice then), so such a config loads with it; a config that
 # names another value is read as written. Every other field stays required.
-ADDED_FIELDS: frozenset[str] = frozenset({"model.attention_norm", "loss.r1_gamma"})
+ADDED_FIELDS: frozenset[str] = frozenset({"model.attention_norm", "loss.r1_gamma", "train.max_rewinds",
+                                          "train.rewind_lr_factor", "train.break_factor"})
 
 
 def _section(cls: type, raw: Any, name: str, complete: bool) -> Any:

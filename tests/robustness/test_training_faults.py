@@ -9,10 +9,12 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -451,3 +453,52 @@ def test_retention_keeps_the_protected_step(tmp_path: Path, cfg_of) -> None:
     for step in range(1, 6):
         save_checkpoint(root, step, model, cfg, {**state, "step": step}, keep=2, protect=2)
     assert [p.name for p in list_checkpoints(root)] == ["step_00000002", "step_00000004", "step_00000005"]
+
+
+# ------------------------------------------------------------------ going back (train.max_rewinds)
+
+# with a validation split (sample_photos has enough pictures), validated and saved at every step
+REWIND = ["train.checkpoint_every=1", "train.max_bad_steps=3", "train.max_rewinds=1", "train.val_fraction=0.3",
+          "train.val_every=1"]
+
+
+def test_a_broken_run_goes_back_to_its_best_checkpoint_at_lower_learning_rates(
+        sample_photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cfg_of,
+        caplog: pytest.LogCaptureFixture) -> None:
+    _bad_from(monkeypatch, range(5, 8))  # steps 5-7 of the first pass break; the replay after the rewind does not
+    cfg = cfg_of("train.steps=8", *REWIND)
+    run = tmp_path / "run"
+    fit(cfg, sample_photos[0].parent, run, progress=False)
+    state = load_trainer_state(run / "checkpoints" / "step_00000008")
+    assert state["step"] == 8 and state["rewinds"] == 1 and state["lr_scale"] == 0.5
+    assert state["skipped"] == 3  # the broken branch's skipped steps still count
+    assert [g["lr"] for g in state["opt_g"]["param_groups"]] == [cfg.train.lr_g * 0.5]
+    assert [g["lr"] for g in state["opt_d"]["param_groups"]] == [cfg.train.lr_d * 0.5]
+    # back to the best validated step, the branch left behind (its checkpoints after that step,
+    # written before the break) set aside, none deleted; the replay wrote steps back_to+1.. anew
+    (back_to,) = [int(m.group(1)) for m in re.finditer(
+        r"step 7: 3 steps in a row with a non-finite loss or gradient; back to step (\d+) with the learning rates "
+        r"x 0.5 \(rewind 1 of 1\)", caplog.text)]
+    assert 1 <= back_to <= 4
+    aside = run / "checkpoints" / "abandoned"
+    assert (sorted(p.name for p in aside.iterdir()) if aside.exists() else []) == [
+        f"step_{s:08d}" for s in range(back_to + 1, 5)]
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == [f"step_{s:08d}" for s in range(1, 9)]
+    meta = json.loads((run / "model" / "config.json").read_text())["meta"]
+    assert meta["rewinds"] == 1 and meta["lr_scale"] == 0.5
+    # a resumed run keeps the lowered rates
+    fit(replace(cfg, train=replace(cfg.train, steps=9)), sample_photos[0].parent, run, resume=True, progress=False)
+    state = load_trainer_state(run / "checkpoints" / "step_00000009")
+    assert state["lr_scale"] == 0.5 and [g["lr"] for g in state["opt_g"]["param_groups"]] == [cfg.train.lr_g * 0.5]
+
+
+def test_a_run_that_breaks_again_after_its_last_rewind_stops(
+        sample_photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cfg_of,
+        caplog: pytest.LogCaptureFixture) -> None:
+    _bad_from(monkeypatch, range(5, 100))
+    run = tmp_path / "run"
+    with pytest.raises(SketchColorError, match=r"after 3 steps in a row with a non-finite loss") as info:
+        fit(cfg_of("train.steps=20", *REWIND), sample_photos[0].parent, run, progress=False)
+    (back_to,) = [int(n) for n in re.findall(r"back to step (\d+) with the learning rates x 0.5 \(rewind 1 of 1\)",
+                                              caplog.text)]
+    assert f"stopped at step {back_to + 3} after 3 steps" in str(info.value) and "\n" not in str(info.value)

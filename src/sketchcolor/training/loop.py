@@ -43,15 +43,18 @@ from sketchcolor.training import distributed
 from sketchcolor.training.allocator import keep_freed_memory
 from sketchcolor.training.checkpoint import (
     ABANDONED,
+    STATE_NAME,
     checkpoint_step,
     list_checkpoints,
     load_trainer_state,
     move_aside,
     save_checkpoint,
     set_aside_after,
+    step_folder_name,
 )
 from sketchcolor.training.distributed import World
 from sketchcolor.training.precision import Precision, choose_precision
+from sketchcolor.training.rewind import BreakWatch
 from sketchcolor.training.run_folder import check_run_folder, run_lock
 from sketchcolor.training.step import DiscriminatorPair, StepOptions, train_step
 from sketchcolor.training.validation import selection_score, validate
@@ -84,6 +87,19 @@ def _git_commit() -> str | None:
 
 def _terms(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.3g}" for k, v in metrics.items())
+
+
+def _loader(images: ImageFolder, grid: tuple[int, int], cfg: Config, world: World, device: torch.device,
+            step: int) -> DataLoader:
+    """The run's batches from ``step`` on. Example g of the run is rebuilt from g alone, so a
+    resumed (or rewound) run sees the same batches, with any number of processes: rank r takes
+    examples r, r + N, ... of each global batch."""
+    tc = cfg.train
+    stream = TripletStream(images, grid, tc.seed, start=step * tc.batch_size,
+                           length=max(0, tc.steps - step) * tc.batch_size)
+    return DataLoader(stream, batch_size=distributed.local_batch(world, tc.batch_size), shuffle=False,
+                      sampler=distributed.shard_sampler(world, stream), num_workers=cfg.data.num_workers,
+                      pin_memory=device.type == "cuda")
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool = False) -> dict[str, torch.Tensor]:
@@ -129,6 +145,12 @@ class RunState:
     best_step: int = -1
     # earlier runs this one continues (--init-from): steps, seconds, hardware of each
     history: list[dict[str, Any]] = field(default_factory=list)
+    # what the run's rewinds (training/rewind.py) left: the recipe's learning rates are multiplied
+    # by lr_scale, and rewinds of train.max_rewinds are spent
+    lr_scale: float = 1.0
+    rewinds: int = 0
+    # the break detector's recent reconstruction losses, so that a resumed run watches at once
+    rec_history: list[float] = field(default_factory=list)
 
 
 def build_models(cfg: Config, device: torch.device) -> Models:
@@ -192,7 +214,8 @@ def wrap_for_training(models: Models, cfg: Config, world: World) -> None:
 
 def trainer_state(models: Models, run: RunState, precision: Precision | None = None) -> dict[str, Any]:
     state = {"step": run.step, "elapsed": run.elapsed, "skipped": run.skipped, "bad_streak": run.streak,
-             "best_score": run.best_score, "best_step": run.best_step,
+             "best_score": run.best_score, "best_step": run.best_step, "lr_scale": run.lr_scale, "rewinds": run.rewinds,
+             "rec_history": list(run.rec_history),
              "discriminator": models.discriminator.state_dict(), "generator": models.generator.state_dict(),
              "opt_g": models.opt_g.state_dict(), "opt_d": models.opt_d.state_dict(), "rng_cpu": torch.get_rng_state()}
     if models.ema is not None:
@@ -202,15 +225,19 @@ def trainer_state(models: Models, run: RunState, precision: Precision | None = N
     return state
 
 
-def resume_from(last: Path, cfg: Config, models: Models, precision: Precision | None = None) -> RunState:
+def resume_from(last: Path, cfg: Config, models: Models, precision: Precision | None = None,
+                lr_scale: float | None = None) -> RunState:
     """Load weights, D, optimizers, RNG, gradient scalers and counters from checkpoint folder
-    ``last`` (written by any number of processes: nothing in it depends on that number)."""
+    ``last`` (written by any number of processes: nothing in it depends on that number). The
+    learning rates are the recipe's times ``lr_scale`` (None: the scale the checkpoint's rewinds
+    left, 1 without)."""
     saved_cfg, meta = read_config(last)
     if saved_cfg.model != cfg.model:
         raise CheckpointError(f"{last}: its model config differs from the one given; resume with the same recipe")
     load_weights(models.shipped, last / WEIGHTS_NAME)
     state = load_trainer_state(last)
     tc = cfg.train
+    scale = float(state.get("lr_scale", 1.0)) if lr_scale is None else lr_scale
     try:
         if "generator" in state:  # with an EMA the artifact holds the average, the state the live G
             models.generator.load_state_dict(state["generator"])
@@ -224,7 +251,7 @@ def resume_from(last: Path, cfg: Config, models: Models, precision: Precision | 
             precision.load_state_dict(state)
         # the recipe's learning rates and Adam betas win over the saved ones, so a resumed run can
         # lower them (Adam's moment estimates stay valid under other betas: only their memory changes)
-        for opt, lr in ((models.opt_g, tc.lr_g), (models.opt_d, tc.lr_d)):
+        for opt, lr in ((models.opt_g, tc.lr_g * scale), (models.opt_d, tc.lr_d * scale)):
             _keep_fused(opt, next(models.generator.parameters()).device)
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -235,7 +262,9 @@ def resume_from(last: Path, cfg: Config, models: Models, precision: Precision | 
     log.info("resumed from %s (step %d)", last, int(state["step"]))
     return RunState(step=int(state["step"]), elapsed=float(state["elapsed"]), skipped=int(state.get("skipped", 0)),
                     streak=int(state.get("bad_streak", 0)), best_score=float(state.get("best_score", float("-inf"))),
-                    best_step=int(state.get("best_step", -1)), history=list(meta.get("history", [])))
+                    best_step=int(state.get("best_step", -1)), history=list(meta.get("history", [])),
+                    lr_scale=scale, rewinds=int(state.get("rewinds", 0)),
+                    rec_history=[float(v) for v in state.get("rec_history", [])])
 
 
 def init_from(artifact: Path, cfg: Config, models: Models) -> RunState:
@@ -320,8 +349,20 @@ class Run:
         this = {"steps": self.state.step - self.start_step, "train_seconds": round(self.state.elapsed - self.start_elapsed, 1),
                 "hardware": self.meta["hardware"], "git_commit": self.meta["git_commit"],
                 "world_size": self.meta.get("world_size", 1)}
+        rewinds = {"rewinds": self.state.rewinds, "lr_scale": self.state.lr_scale} if self.state.rewinds else {}
         return {**self.meta, "train_seconds": round(self.state.elapsed, 1), "skipped_steps": self.state.skipped,
-                "history": [*self.state.history, this]}
+                **rewinds, "history": [*self.state.history, this]}
+
+    def rewound(self, state: RunState) -> None:
+        """Continue from ``state`` (a rewind): the TensorBoard logs drop what the branch left behind
+        logged after its step (a purge event, as a resumed run writes), so the curves show one run."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.state = state
+        self.writer.close()
+        self.writer = SummaryWriter(str(self.out_dir / "logs"), purge_step=state.step)
+        self.writer.add_scalar("train/lr_scale", state.lr_scale, state.step)
+        self.save_due = False
 
     def log(self, metrics: dict[str, float]) -> None:
         for k, v in metrics.items():
@@ -405,6 +446,28 @@ def stop_if_diverged(cfg: Config, out_dir: Path, st: RunState, metrics: dict[str
         raise SketchColorError(
             f"{out_dir}: stopped at step {st.step} after {st.streak} steps in a row with a non-finite loss or "
             f"gradient ({_terms(metrics)}); {kept} (train.max_bad_steps={tc.max_bad_steps})")
+
+
+def rewind(cfg: Config, out_dir: Path, models: Models, precision: Precision, state: RunState, world: World,
+           why: str) -> RunState:
+    """Go back to the best validated checkpoint with both learning rates scaled by
+    ``train.rewind_lr_factor`` (training/rewind.py); newer checkpoints are set aside as
+    ``--resume-step`` does. Every process calls it at the same step and loads the same folder."""
+    tc = cfg.train
+    best = distributed.total(world, state.best_step if world.main else 0)  # validation runs on rank 0 alone
+    folder = out_dir / "checkpoints" / step_folder_name(best) if best >= 0 else None
+    if folder is None or not (folder / STATE_NAME).is_file():
+        raise SketchColorError(f"{out_dir}: broke at step {state.step} ({why}) with no validated checkpoint to go "
+                               f"back to (validation needs the data's val split or train.val_fraction > 0)")
+    scale = state.lr_scale * tc.rewind_lr_factor
+    new = resume_from(folder, cfg, models, precision, lr_scale=scale)
+    if world.main:
+        go_back(out_dir, new.step, new)
+        log.warning("step %d: %s; back to step %d with the learning rates x %.3g (rewind %d of %d)", state.step, why,
+                    new.step, scale, state.rewinds + 1, tc.max_rewinds)
+    distributed.barrier(world)  # rank 0 has set the newer checkpoints aside before anyone saves again
+    # the time and the skipped steps of the branch left behind were spent all the same
+    return replace(new, elapsed=state.elapsed, skipped=state.skipped, rewinds=state.rewinds + 1, history=state.history)
 
 
 def pick_checkpoint(out_dir: Path, existing: list[Path], step: int | None) -> Path:
@@ -531,16 +594,10 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
         write_text_atomic(out_dir / "config.json", cfg.to_json())
         run = Run(cfg, out_dir, models, state, provenance(cfg, data_dir, images, device, world, devices, precision),
                   validation_batches(cfg, data_dir, grid), grid, device, precision)
-    # Example g of the run is rebuilt from g alone, so a resumed run sees the same batches, with
-    # any number of processes: rank r takes examples r, r + N, ... of each global batch.
-    stream = TripletStream(images, grid, tc.seed, start=state.step * tc.batch_size,
-                           length=max(0, tc.steps - state.step) * tc.batch_size)
-    loader = DataLoader(stream, batch_size=distributed.local_batch(world, tc.batch_size), shuffle=False,
-                        sampler=distributed.shard_sampler(world, stream), num_workers=cfg.data.num_workers,
-                        pin_memory=device.type == "cuda")
     val_every = tc.val_every or tc.log_every
     options = StepOptions(device_type=device.type, autocast=precision.dtype, scaler_g=precision.scaler_g,
                           scaler_d=precision.scaler_d, agree=lambda flag: distributed.all_true(world, flag))
+    watch = BreakWatch(tc.break_factor, state.rec_history)
 
     models.generator.train()
     models.discriminator.train()
@@ -548,39 +605,59 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
     bar = tqdm(total=tc.steps, initial=state.step, disable=not (progress and world.main), desc="train", unit="step",
                dynamic_ncols=True)
     try:
-        for batch in loader:
-            t0 = time.perf_counter()
-            batch = _to(batch, device, tc.channels_last)
-            gen = torch.Generator().manual_seed(tc.seed * SEED_STRIDE + state.step)  # triplet negatives
-            options.shard = distributed.batch_shard(world, tc.batch_size, batch["correspondence"])
-            metrics = train_step(models.g_step, models.d_frozen, models.opt_g, models.opt_d, batch,
-                                 cfg.loss, vgg, gen, tc.grad_clip, d_pair=models.d_pair, options=options)
-            bad = bool(metrics.pop("skipped"))  # the same on every process (agreed in the step)
-            if models.ema is not None and not bad:
-                models.ema.update_parameters(models.generator)
-            state.skipped += bad
-            state.streak = state.streak + 1 if bad else 0
-            state.step += 1
-            if bad and state.streak == 1 and world.main:
-                log.warning("step %d: non-finite loss or gradient (%s); update skipped", state.step, _terms(metrics))
-            stop_if_diverged(cfg, out_dir, state, metrics)
-            state.elapsed += time.perf_counter() - t0
-            bar.update(1)
-            final = state.step == tc.steps
-            if state.step % tc.log_every == 0 or final:
-                metrics = distributed.mean_metrics(world, metrics)  # every process, at the same steps
-                if run is not None:
-                    run.log(metrics)
-                shown.update({k: f"{v:.3g}" for k, v in metrics.items() if k in ("total", "rec", "tr", "warp", "adv", "d")})
-                bar.set_postfix(shown)
-            if run is None:
-                continue
-            if run.val_batches and (state.step % val_every == 0 or final) and state.streak == 0:
-                shown.update({k.removeprefix("val_"): f"{v:.3g}" for k, v in run.validate().items()})
-                bar.set_postfix(shown)
-            if state.step % tc.image_every == 0 or final:
-                run.sample(batch)
-            run.checkpoint(final)
+        while state.step < tc.steps:  # more than one pass only when the run goes back (train.max_rewinds)
+            why = None
+            for batch in _loader(images, grid, cfg, world, device, state.step):
+                t0 = time.perf_counter()
+                batch = _to(batch, device, tc.channels_last)
+                gen = torch.Generator().manual_seed(tc.seed * SEED_STRIDE + state.step)  # triplet negatives
+                options.shard = distributed.batch_shard(world, tc.batch_size, batch["correspondence"])
+                metrics = train_step(models.g_step, models.d_frozen, models.opt_g, models.opt_d, batch,
+                                     cfg.loss, vgg, gen, tc.grad_clip, d_pair=models.d_pair, options=options)
+                bad = bool(metrics.pop("skipped"))  # the same on every process (agreed in the step)
+                if models.ema is not None and not bad:
+                    models.ema.update_parameters(models.generator)
+                state.skipped += bad
+                state.streak = state.streak + 1 if bad else 0
+                state.step += 1
+                if bad and state.streak == 1 and world.main:
+                    log.warning("step %d: non-finite loss or gradient (%s); update skipped", state.step, _terms(metrics))
+                state.elapsed += time.perf_counter() - t0
+                if tc.max_bad_steps and state.streak >= tc.max_bad_steps and state.rewinds < tc.max_rewinds:
+                    why = f"{state.streak} steps in a row with a non-finite loss or gradient"
+                    break
+                stop_if_diverged(cfg, out_dir, state, metrics)
+                bar.update(1)
+                final = state.step == tc.steps
+                if state.step % tc.log_every == 0 or final:
+                    metrics = distributed.mean_metrics(world, metrics)  # every process, at the same steps
+                    if run is not None:
+                        run.log(metrics)
+                    shown.update({k: f"{v:.3g}" for k, v in metrics.items() if k in ("total", "rec", "tr", "warp", "adv", "d")})
+                    bar.set_postfix(shown)
+                    # the averaged value: every process decides alike
+                    if state.rewinds < tc.max_rewinds and "rec" in metrics:
+                        if watch.broken(metrics["rec"]):
+                            why = (f"the reconstruction loss jumped to {metrics['rec']:.3g}, over "
+                                   f"{tc.break_factor:g}x its recent median")
+                            break
+                        state.rec_history = list(watch.history)  # checkpoints carry it
+                if run is None:
+                    continue
+                if run.val_batches and (state.step % val_every == 0 or final) and state.streak == 0:
+                    shown.update({k.removeprefix("val_"): f"{v:.3g}" for k, v in run.validate().items()})
+                    bar.set_postfix(shown)
+                if state.step % tc.image_every == 0 or final:
+                    run.sample(batch)
+                run.checkpoint(final)
+            if why is None:
+                break
+            state = rewind(cfg, out_dir, models, precision, state, world, why)
+            watch = BreakWatch(tc.break_factor, state.rec_history)  # what it had seen up to that checkpoint
+            if run is not None:
+                run.rewound(state)
+            bar.reset(total=tc.steps)
+            bar.update(state.step)
     finally:
         bar.close()
     # Every process must end with the same weights (DDP averages the gradients; any drift would be

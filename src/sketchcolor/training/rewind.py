@@ -33,14 +33,9 @@ class BreakWatch:
     0.8 (8x); the largest ratio of one log point to the median of the 20 before it over the
     healthy steps 1,000-7,500 of the `qk` run is below 2 (README), hence a default factor of 3."""
 
-    def __init__(self, factor: float) -> None:
+    def __init__(self, factor: float, history: list[float] | None = None) -> None:
         self.factor = factor
-        self.history: deque[float] = deque(maxlen=HISTORY)
-        self.above = 0
-
-    def reset(self) -> None:
-        """Forget everything (after a rewind: the losses seen belong to the branch left behind)."""
-        self.history.clear()
+        self.history: deque[float] = deque(history or [], maxlen=HISTORY)  # a checkpoint's, on resume
         self.above = 0
 
     def broken(self, rec: float) -> bool:

@@ -1,0 +1,35 @@
+"""The break detector of train.max_rewinds (training/rewind.py)."""
+
+from __future__ import annotations
+
+import random
+
+from sketchcolor.training.rewind import MIN_HISTORY, BreakWatch
+
+
+def _healthy(watch: BreakWatch, n: int, seed: int = 0) -> list[bool]:
+    rng = random.Random(seed)
+    return [watch.broken(rng.uniform(0.06, 0.14)) for _ in range(n)]
+
+
+def test_noise_of_a_healthy_run_never_fires() -> None:
+    assert not any(_healthy(BreakWatch(2.5), 500))
+
+
+def test_a_jump_fires_on_its_second_log_point_and_one_bad_batch_does_not() -> None:
+    watch = BreakWatch(2.5)
+    _healthy(watch, 30)
+    assert watch.broken(0.8) is False  # one point above the bar
+    assert watch.broken(0.1) is False  # ... then back: not a break, and the spike is not history
+    assert max(watch.history) <= 0.14
+    assert watch.broken(0.6) is False and watch.broken(0.9) is True
+
+
+def test_nan_counts_as_above_the_bar_and_nothing_fires_without_history_unless_resumed_with_it() -> None:
+    watch = BreakWatch(2.5)
+    assert not any(watch.broken(10.0 * (i % 2) + 0.1) for i in range(MIN_HISTORY - 1))  # too little history yet
+    watch = BreakWatch(2.5)
+    _healthy(watch, MIN_HISTORY)
+    assert watch.broken(float("nan")) is False and watch.broken(float("nan")) is True
+    resumed = BreakWatch(2.5, [0.1] * MIN_HISTORY)  # a checkpoint's history: it watches at once
+    assert resumed.broken(0.5) is False and resumed.broken(0.5) is True
