@@ -375,3 +375,20 @@ def test_discriminator_terms_add_the_weighted_r1_penalty_and_it_trains_d(tiny_ba
     (grad,) = torch.autograd.grad(terms["r1"], d.layers[0].parametrizations.weight.original)
     assert grad.abs().sum() > 0  # the penalty reaches D's weights (double backward through spectral norm)
     assert target.grad is None and not target.requires_grad  # the caller's tensor is left alone
+
+
+def test_the_training_steps_d_pair_gives_the_same_r1_terms_as_the_objective(tiny_batch):
+    # training/step.py takes the penalty inside DiscriminatorPair's one forward (for DDP); it must
+    # equal losses/objective.py's, D in training mode (spectral norm's power iteration running)
+    from sketchcolor.training.step import DiscriminatorPair, discriminator_terms as pair_terms
+
+    g, d, out, sketch, target, corr = tiny_batch
+    d.train()
+    cfg = LossConfig(r1_gamma=3.0)
+    state = {k: v.clone() for k, v in d.state_dict().items()}
+    ours = pair_terms(target, out.image, sketch, DiscriminatorPair(d), cfg)
+    d.load_state_dict(state)  # the same power-iteration vectors for the second call
+    theirs = discriminator_terms(target, out.image, sketch, d, cfg)
+    assert set(ours) == set(theirs) == {"d", "r1"}
+    for k in ours:
+        assert ours[k].item() == pytest.approx(theirs[k].item(), rel=1e-5)

@@ -480,6 +480,10 @@ def test_a_broken_run_goes_back_to_its_best_checkpoint_at_lower_learning_rates(
         r"step 7: 3 steps in a row with a non-finite loss or gradient; back to step (\d+) with the learning rates "
         r"x 0.5 \(rewind 1 of 1\)", caplog.text)]
     assert 1 <= back_to <= 4
+    # ... which is the best validated step that the last checkpoint before the break recorded
+    step4 = [f for f in (run / "checkpoints" / "step_00000004", run / "checkpoints" / "abandoned" / "step_00000004")
+             if f.is_dir()]
+    assert load_trainer_state(step4[0])["best_step"] == back_to
     aside = run / "checkpoints" / "abandoned"
     assert (sorted(p.name for p in aside.iterdir()) if aside.exists() else []) == [
         f"step_{s:08d}" for s in range(back_to + 1, 5)]
@@ -502,3 +506,29 @@ def test_a_run_that_breaks_again_after_its_last_rewind_stops(
     (back_to,) = [int(n) for n in re.findall(r"back to step (\d+) with the learning rates x 0.5 \(rewind 1 of 1\)",
                                               caplog.text)]
     assert f"stopped at step {back_to + 3} after 3 steps" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_jump_of_the_reconstruction_loss_sends_the_run_back_and_nothing_is_saved_while_it_looks_broken(
+        sample_photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cfg_of,
+        caplog: pytest.LogCaptureFixture) -> None:
+    real = step_mod.generator_terms
+    calls = {"n": 0}
+
+    def terms(*args, **kw):  # G's reconstruction term x20 on the 13th and 14th steps of the first pass
+        calls["n"] += 1
+        t = real(*args, **kw)
+        if calls["n"] in (13, 14):
+            t["rec"] = t["rec"] * 20.0
+        return t
+    monkeypatch.setattr(step_mod, "generator_terms", terms)
+    run = tmp_path / "run"
+    fit(cfg_of("train.steps=16", *REWIND), sample_photos[0].parent, run, progress=False)
+    (back_to,) = [int(n) for n in re.findall(
+        r"step 14: the reconstruction loss jumped to [0-9.]+, over 2.5x its recent median; back to step (\d+) "
+        r"with the learning rates x 0.5 \(rewind 1 of 1\)", caplog.text)]
+    # step 13 looked broken: neither validated nor saved, so the run went back to step 12 at the latest
+    assert back_to <= 12
+    aside = run / "checkpoints" / "abandoned"
+    assert "step_00000013" not in (sorted(p.name for p in aside.iterdir()) if aside.exists() else [])
+    state = load_trainer_state(run / "checkpoints" / "step_00000016")
+    assert state["rewinds"] == 1 and state["lr_scale"] == 0.5 and len(state["rec_history"]) >= 10

@@ -33,3 +33,17 @@ def test_nan_counts_as_above_the_bar_and_nothing_fires_without_history_unless_re
     assert watch.broken(float("nan")) is False and watch.broken(float("nan")) is True
     resumed = BreakWatch(2.5, [0.1] * MIN_HISTORY)  # a checkpoint's history: it watches at once
     assert resumed.broken(0.5) is False and resumed.broken(0.5) is True
+
+
+def test_the_bar_is_factor_times_the_median_not_the_mean() -> None:
+    watch = BreakWatch(2.0, [0.1] * 15 + [1.0] * 4)  # median 0.1, mean 0.28
+    assert watch.broken(0.2) is False and not watch.suspect  # at the bar: not above it
+    assert watch.broken(0.21) is False and watch.suspect
+    assert watch.broken(0.21) is True
+
+
+def test_non_finite_values_never_enter_the_history() -> None:
+    watch = BreakWatch(2.5)
+    for v in (0.1, float("nan"), 0.1, float("inf"), 0.1):
+        watch.broken(v)
+    assert list(watch.history) == [0.1, 0.1, 0.1]

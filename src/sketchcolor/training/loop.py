@@ -197,7 +197,8 @@ def wrap_for_training(models: Models, cfg: Config, world: World) -> None:
     D is frozen there and has no gradient to synchronise. Spectral norm's vectors are buffers,
     updated identically on every process from identical weights and broadcast from rank 0 at each
     forward of the pair all the same; the EMA averages the plain G, identical on every process.
-    ``train.compile`` compiles the wrapped modules (DDP first, as torch recommends)."""
+    ``train.compile`` compiles the wrapped modules (DDP first, as torch recommends), except the D
+    pair when D's R1 penalty is on (it differentiates a gradient, which compiled graphs do not)."""
     g_step: nn.Module = models.generator
     d_pair: nn.Module = DiscriminatorPair(models.discriminator)
     d_frozen: nn.Module = models.discriminator
@@ -237,8 +238,11 @@ def resume_from(last: Path, cfg: Config, models: Models, precision: Precision | 
     load_weights(models.shipped, last / WEIGHTS_NAME)
     state = load_trainer_state(last)
     tc = cfg.train
-    scale = float(state.get("lr_scale", 1.0)) if lr_scale is None else lr_scale
     try:
+        scale = float(state.get("lr_scale", 1.0)) if lr_scale is None else lr_scale
+        if not 0.0 < scale <= 1.0:
+            raise ValueError(f"lr_scale {scale} is not in (0, 1]")
+        rec_history = [float(v) for v in state.get("rec_history", [])]
         if "generator" in state:  # with an EMA the artifact holds the average, the state the live G
             models.generator.load_state_dict(state["generator"])
         if models.ema is not None:
@@ -260,11 +264,13 @@ def resume_from(last: Path, cfg: Config, models: Models, precision: Precision | 
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{last}: trainer state does not match this model ({first[:160]})") from None
     log.info("resumed from %s (step %d)", last, int(state["step"]))
+    if scale != 1.0:
+        log.info("learning rates: the recipe's x %.3g (what the run's rewinds left): G %.3g, D %.3g", scale,
+                 tc.lr_g * scale, tc.lr_d * scale)
     return RunState(step=int(state["step"]), elapsed=float(state["elapsed"]), skipped=int(state.get("skipped", 0)),
                     streak=int(state.get("bad_streak", 0)), best_score=float(state.get("best_score", float("-inf"))),
                     best_step=int(state.get("best_step", -1)), history=list(meta.get("history", [])),
-                    lr_scale=scale, rewinds=int(state.get("rewinds", 0)),
-                    rec_history=[float(v) for v in state.get("rec_history", [])])
+                    lr_scale=scale, rewinds=int(state.get("rewinds", 0)), rec_history=rec_history)
 
 
 def init_from(artifact: Path, cfg: Config, models: Models) -> RunState:
@@ -341,7 +347,8 @@ class Run:
         self.cfg, self.out_dir, self.models, self.state, self.meta = cfg, out_dir, models, state, meta
         self.val_batches, self.grid, self.device, self.precision = val_batches, grid, device, precision
         self.ckpt_root = out_dir / "checkpoints"
-        self.writer = SummaryWriter(str(out_dir / "logs"), purge_step=state.step if state.step else None)
+        # events after the step resumed at belong to a branch left behind (that step's own are kept)
+        self.writer = SummaryWriter(str(out_dir / "logs"), purge_step=state.step + 1 if state.step else None)
         self.save_due = False  # a checkpoint is due but waits for a step whose update was applied
         self.start_step, self.start_elapsed = state.step, state.elapsed
 
@@ -353,16 +360,19 @@ class Run:
         return {**self.meta, "train_seconds": round(self.state.elapsed, 1), "skipped_steps": self.state.skipped,
                 **rewinds, "history": [*self.state.history, this]}
 
-    def rewound(self, state: RunState) -> None:
-        """Continue from ``state`` (a rewind): the TensorBoard logs drop what the branch left behind
-        logged after its step (a purge event, as a resumed run writes), so the curves show one run."""
+    def rewound(self, state: RunState, from_step: int) -> None:
+        """Continue from ``state`` (a rewind at ``from_step``): the TensorBoard logs drop what the
+        branch left behind logged after the step gone back to (a purge event, as a resumed run
+        writes), so the curves show one run; the next step is saved at once, so that a crash
+        cannot forget the lowered learning rates."""
         from torch.utils.tensorboard import SummaryWriter
 
+        self.start_step -= from_step - state.step  # the sitting's "steps" count the abandoned ones too
         self.state = state
         self.writer.close()
-        self.writer = SummaryWriter(str(self.out_dir / "logs"), purge_step=state.step)
-        self.writer.add_scalar("train/lr_scale", state.lr_scale, state.step)
-        self.save_due = False
+        self.writer = SummaryWriter(str(self.out_dir / "logs"), purge_step=state.step + 1)
+        self.writer.add_scalar("train/lr_scale", state.lr_scale, state.step + 1)
+        self.save_due = True
 
     def log(self, metrics: dict[str, float]) -> None:
         for k, v in metrics.items():
@@ -393,11 +403,12 @@ class Run:
         save_image(img, self.out_dir / "samples" / f"step_{self.state.step:08d}.png")
         self.writer.add_image("samples", img, self.state.step, dataformats="HWC")
 
-    def checkpoint(self, final: bool) -> None:
+    def checkpoint(self, final: bool, hold: bool = False) -> None:
+        """Save when due. ``hold``: the run may be breaking (training/rewind.py): wait as well."""
         self.save_due = self.save_due or self.state.step % self.cfg.train.checkpoint_every == 0 or final
         # Inside a run of skipped steps the save waits for the next good step, so that the newest
         # checkpoints are never ones written while the losses were non-finite.
-        if self.save_due and (self.state.streak == 0 or final):
+        if self.save_due and ((self.state.streak == 0 and not hold) or final):
             save_checkpoint(self.ckpt_root, self.state.step, self.models.shipped, self.cfg,
                             trainer_state(self.models, self.state, self.precision), self.cfg.train.keep_checkpoints,
                             self.run_meta(), protect=self.state.best_step if self.state.best_step >= 0 else None)
@@ -449,16 +460,19 @@ def stop_if_diverged(cfg: Config, out_dir: Path, st: RunState, metrics: dict[str
 
 
 def rewind(cfg: Config, out_dir: Path, models: Models, precision: Precision, state: RunState, world: World,
-           why: str) -> RunState:
+           why: str) -> RunState | None:
     """Go back to the best validated checkpoint with both learning rates scaled by
     ``train.rewind_lr_factor`` (training/rewind.py); newer checkpoints are set aside as
-    ``--resume-step`` does. Every process calls it at the same step and loads the same folder."""
+    ``--resume-step`` does. Every process calls it at the same step and loads the same folder.
+    None (nothing changed) when there is no validated checkpoint yet."""
     tc = cfg.train
     best = distributed.total(world, state.best_step if world.main else 0)  # validation runs on rank 0 alone
     folder = out_dir / "checkpoints" / step_folder_name(best) if best >= 0 else None
     if folder is None or not (folder / STATE_NAME).is_file():
-        raise SketchColorError(f"{out_dir}: broke at step {state.step} ({why}) with no validated checkpoint to go "
-                               f"back to (validation needs the data's val split or train.val_fraction > 0)")
+        if world.main:
+            log.warning("step %d: %s, but there is no validated checkpoint to go back to (validation needs the "
+                        "data's val split or train.val_fraction > 0)", state.step, why)
+        return None
     scale = state.lr_scale * tc.rewind_lr_factor
     new = resume_from(folder, cfg, models, precision, lr_scale=scale)
     if world.main:
@@ -594,6 +608,9 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
         write_text_atomic(out_dir / "config.json", cfg.to_json())
         run = Run(cfg, out_dir, models, state, provenance(cfg, data_dir, images, device, world, devices, precision),
                   validation_batches(cfg, data_dir, grid), grid, device, precision)
+        if tc.max_rewinds and not run.val_batches:
+            log.warning("train.max_rewinds=%d, but the data has no validation split (nor train.val_fraction): "
+                        "a break will have no validated checkpoint to go back to", tc.max_rewinds)
     val_every = tc.val_every or tc.log_every
     options = StepOptions(device_type=device.type, autocast=precision.dtype, scaler_g=precision.scaler_g,
                           scaler_d=precision.scaler_d, agree=lambda flag: distributed.all_true(world, flag))
@@ -644,18 +661,24 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
                         state.rec_history = list(watch.history)  # checkpoints carry it
                 if run is None:
                     continue
-                if run.val_batches and (state.step % val_every == 0 or final) and state.streak == 0:
+                if (run.val_batches and (state.step % val_every == 0 or final) and state.streak == 0
+                        and not watch.suspect):  # a breaking run's (lagging) EMA must not become its best
                     shown.update({k.removeprefix("val_"): f"{v:.3g}" for k, v in run.validate().items()})
                     bar.set_postfix(shown)
                 if state.step % tc.image_every == 0 or final:
                     run.sample(batch)
-                run.checkpoint(final)
+                run.checkpoint(final, hold=watch.suspect)
             if why is None:
                 break
-            state = rewind(cfg, out_dir, models, precision, state, world, why)
+            back = rewind(cfg, out_dir, models, precision, state, world, why)
+            if back is None:  # nowhere to go back to yet: carry on (a non-finite streak still stops the run)
+                stop_if_diverged(cfg, out_dir, state, metrics)
+                watch = BreakWatch(tc.break_factor)
+                continue
+            from_step, state = state.step, back
             watch = BreakWatch(tc.break_factor, state.rec_history)  # what it had seen up to that checkpoint
             if run is not None:
-                run.rewound(state)
+                run.rewound(state, from_step)
             bar.reset(total=tc.steps)
             bar.update(state.step)
     finally:
