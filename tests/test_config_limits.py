@@ -328,7 +328,8 @@ def test_recipes_may_leave_fields_out_but_complete_configs_may_not() -> None:
 
 
 @pytest.mark.parametrize("recipe", ["tiny", "default", "paper"])
-@pytest.mark.parametrize("variant", [{}, {"norm": "batch"}, {"fusion": "concat", "color_path": False},
+@pytest.mark.parametrize("variant", [{}, {"norm": "batch"},
+                                     {"fusion": "concat", "color_path": False, "attention_norm": "none"},
                                      {"color_path": True, "bottleneck_channels": None, "attention_dim": None},
                                      {"attention_norm": "qk"}])
 def test_parameter_counts_match_the_built_models(recipe: str, variant: dict) -> None:
