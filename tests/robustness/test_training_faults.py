@@ -28,7 +28,7 @@ from sketchcolor.config import load_config
 from sketchcolor.errors import CheckpointError, SketchColorError
 from sketchcolor.models import Colorizer, PatchDiscriminator
 from sketchcolor.models.serialization import load_artifact
-from sketchcolor.training.checkpoint import list_checkpoints, load_trainer_state, save_checkpoint
+from sketchcolor.training.checkpoint import checkpoint_step, list_checkpoints, load_trainer_state, save_checkpoint
 from sketchcolor.training.loop import fit
 from sketchcolor.training.step import train_step
 
@@ -532,3 +532,27 @@ def test_a_jump_of_the_reconstruction_loss_sends_the_run_back_and_nothing_is_sav
     assert "step_00000013" not in (sorted(p.name for p in aside.iterdir()) if aside.exists() else [])
     state = load_trainer_state(run / "checkpoints" / "step_00000016")
     assert state["rewinds"] == 1 and state["lr_scale"] == 0.5 and len(state["rec_history"]) >= 10
+
+
+def test_with_its_rewinds_spent_a_run_carries_on_and_saves_nothing_while_the_loss_is_up(
+        sample_photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cfg_of,
+        caplog: pytest.LogCaptureFixture) -> None:
+    real = step_mod.generator_terms
+    calls = {"n": 0}
+
+    def terms(*args, **kw):  # two jumps: the first spends the one rewind, the second comes after it
+        calls["n"] += 1
+        t = real(*args, **kw)
+        if calls["n"] in (13, 14) or calls["n"] >= 24:
+            t["rec"] = t["rec"] * 20.0
+        return t
+    monkeypatch.setattr(step_mod, "generator_terms", terms)
+    run = tmp_path / "run"
+    fit(cfg_of("train.steps=30", *REWIND), sample_photos[0].parent, run, progress=False)
+    assert caplog.text.count("back to step") == 1  # one rewind, then the run went on to its end
+    (back_to,) = [int(n) for n in re.findall(r"back to step (\d+)", caplog.text)]
+    # after the rewind, calls 24.. are steps back_to + 10 .. (back_to <= 12: all before the end), with
+    # the loss above the bar: no checkpoint from there to the end (the final step is always saved)
+    saved = [checkpoint_step(c) for c in list_checkpoints(run / "checkpoints")]
+    assert max(st for st in saved if st < 30) == back_to + 9 and 30 in saved
+    assert json.loads((run / "summary.json").read_text())["step"] == 30

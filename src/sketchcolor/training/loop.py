@@ -608,6 +608,9 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
         write_text_atomic(out_dir / "config.json", cfg.to_json())
         run = Run(cfg, out_dir, models, state, provenance(cfg, data_dir, images, device, world, devices, precision),
                   validation_batches(cfg, data_dir, grid), grid, device, precision)
+        if tc.max_rewinds and not cfg.loss.lambda_rec:
+            log.warning("train.max_rewinds=%d with loss.lambda_rec=0: only non-finite steps can send the run back",
+                        tc.max_rewinds)
         if tc.max_rewinds and not run.val_batches:
             log.warning("train.max_rewinds=%d, but the data has no validation split (nor train.val_fraction): "
                         "a break will have no validated checkpoint to go back to", tc.max_rewinds)
@@ -653,8 +656,10 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
                     shown.update({k: f"{v:.3g}" for k, v in metrics.items() if k in ("total", "rec", "tr", "warp", "adv", "d")})
                     bar.set_postfix(shown)
                     # the averaged value: every process decides alike
-                    if state.rewinds < tc.max_rewinds and "rec" in metrics:
-                        if watch.broken(metrics["rec"]):
+                    # fed even when the rewinds are spent: a resume may allow more, and a breaking
+                    # state is never validated or saved
+                    if tc.max_rewinds and "rec" in metrics:
+                        if watch.broken(metrics["rec"]) and state.rewinds < tc.max_rewinds:
                             why = (f"the reconstruction loss jumped to {metrics['rec']:.3g}, over "
                                    f"{tc.break_factor:g}x its recent median")
                             break
