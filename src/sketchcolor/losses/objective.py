@@ -60,8 +60,16 @@ def discriminator_terms(
     if cfg.r1_gamma > 0:
         real = real.detach().requires_grad_(True)
     real_logits = discriminator(real, sketch)
-    loss = discriminator_loss(real_logits, discriminator(fake.detach(), sketch), cfg.gan_mode)
-    if not cfg.r1_gamma > 0:
+    penalty = r1_penalty(real_logits, real) if cfg.r1_gamma > 0 else None
+    return discriminator_objective(real_logits, discriminator(fake.detach(), sketch), penalty, cfg)
+
+
+def discriminator_objective(real_logits: torch.Tensor, fake_logits: torch.Tensor, penalty: torch.Tensor | None,
+                            cfg: LossConfig) -> dict[str, torch.Tensor]:
+    """D's terms from its patch logits on real and generated pictures (``[B, 1, h, w]`` each) and
+    the R1 penalty (None when ``loss.r1_gamma`` is 0): ``d``, what D minimises (the weighted
+    penalty included), and ``r1``, the penalty alone."""
+    loss = discriminator_loss(real_logits, fake_logits, cfg.gan_mode)
+    if penalty is None:
         return {"d": loss}
-    penalty = r1_penalty(real_logits, real)
     return {"d": loss + 0.5 * cfg.r1_gamma * penalty, "r1": penalty}

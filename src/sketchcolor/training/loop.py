@@ -655,9 +655,8 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
                         run.log(metrics)
                     shown.update({k: f"{v:.3g}" for k, v in metrics.items() if k in ("total", "rec", "tr", "warp", "adv", "d")})
                     bar.set_postfix(shown)
-                    # the averaged value: every process decides alike
-                    # fed even when the rewinds are spent: a resume may allow more, and a breaking
-                    # state is never validated or saved
+                    # the averaged value, so every process decides alike; fed even with the rewinds
+                    # spent: a resume may allow more, and a breaking state is never validated or saved
                     if tc.max_rewinds and "rec" in metrics:
                         if watch.broken(metrics["rec"]) and state.rewinds < tc.max_rewinds:
                             why = (f"the reconstruction loss jumped to {metrics['rec']:.3g}, over "

@@ -1,4 +1,4 @@
-"""Going back when a run breaks: the detector, and the learning-rate scale a rewind leaves.
+"""Going back when a run breaks: the break detector behind ``train.max_rewinds``.
 
 Every long run of the `default` recipe broke the same way somewhere between step 7,700 and
 20,000 (README "The shipped model"): within a few dozen steps G's reconstruction loss jumps from

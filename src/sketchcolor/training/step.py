@@ -16,8 +16,8 @@ from torch import nn
 from torch.profiler import record_function
 
 from sketchcolor.config import LossConfig
-from sketchcolor.losses.adversarial import discriminator_loss, r1_penalty
-from sketchcolor.losses.objective import generator_terms
+from sketchcolor.losses.adversarial import r1_penalty
+from sketchcolor.losses.objective import discriminator_objective, generator_terms
 from sketchcolor.losses.triplet import BatchShard
 
 
@@ -52,11 +52,7 @@ def discriminator_terms(real: torch.Tensor, fake: torch.Tensor, sketch: torch.Te
     :class:`DiscriminatorPair`, maybe DDP-wrapped): the terms of
     :func:`sketchcolor.losses.objective.discriminator_terms` in one forward call. ``d`` is what D
     minimises (with ``loss.r1_gamma`` > 0 it includes the weighted penalty, also given as ``r1``)."""
-    real_logits, fake_logits, penalty = pair(real, fake.detach(), sketch, cfg.r1_gamma > 0)
-    loss = discriminator_loss(real_logits, fake_logits, cfg.gan_mode)
-    if penalty is None:
-        return {"d": loss}
-    return {"d": loss + 0.5 * cfg.r1_gamma * penalty, "r1": penalty}
+    return discriminator_objective(*pair(real, fake.detach(), sketch, cfg.r1_gamma > 0), cfg)
 
 
 def _everywhere(flag: bool) -> bool:
