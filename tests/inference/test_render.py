@@ -151,6 +151,63 @@ def test_outside_labels_are_the_regions_holding_the_frame():
     assert outside_labels(labels).tolist() == [1, 4]
 
 
+def test_a_drawing_framed_by_its_own_outline_is_not_paper():
+    """A flag: its rectangle runs along the picture's frame, so the thickened lines join its inside
+    to the frame's pixels. Those pixels do not make the inside the paper; the strips of real paper
+    above and below stay white."""
+    from sketchcolor.inference.render import outside_labels
+
+    sketch = np.full((120, 120), 255, np.uint8)
+    sketch[20, :] = sketch[100, :] = 0
+    sketch[20:101, 0] = sketch[20:101, 119] = 0  # the sides on the frame: a third of its pixels
+    labels = segment_regions(sketch)  # (the trapped-ball passes also find the inside enclosed)
+    assert labels[60, 60] in outside_labels(labels).tolist()  # by the frame alone it looks like paper
+    assert labels[60, 60] not in outside_labels(labels, sketch=sketch).tolist()
+    assert {labels[5, 60], labels[115, 60]} <= set(outside_labels(labels, sketch=sketch).tolist())
+    pred = np.empty((120, 120, 3), np.uint8)
+    pred[:] = (20, 100, 160)  # the network paints everything blue
+    paint, alpha = fill_regions(pred, sketch)
+    assert alpha[60, 60] == 255 and np.abs(paint[60, 60].astype(int) - (20, 100, 160)).max() < 12
+    assert alpha[5, 60] == 0 and alpha[115, 60] == 0
+
+
+def test_a_broken_outline_is_trapped_along_its_lines_not_as_a_ball():
+    """A circle whose outline is broken by a gap wider than the first balls close: a larger ball
+    seeds it, and the watershed on the distance to the lines cuts across the gap, so the region
+    is the circle (no paint beyond its outline) and the paper around stays one region."""
+    import cv2
+
+    from sketchcolor.inference.render import sketch_regions
+
+    sketch = np.full((200, 200), 255, np.uint8)
+    cv2.circle(sketch, (100, 100), 60, 0, 2)
+    sketch[88:113, 155:165] = 255  # a 24 px gap on the right
+    labels = sketch_regions(sketch)
+    inside, outside = labels[100, 100], labels[5, 5]
+    assert inside != outside
+    yy, xx = np.mgrid[:200, :200]
+    r = np.hypot(yy - 100, xx - 100)
+    assert (labels[r < 55] == inside).all()  # the whole disc
+    assert not (labels[(r > 66) & (r < 90)] == inside).any()  # and nothing outside it, also by the gap
+    # the circle takes the network's paint, but a trapped space the network left near-white is paper
+    pred = np.full((200, 200, 3), 250, np.uint8)
+    pred[r < 58] = (200, 60, 40)
+    paint, alpha = fill_regions(pred, sketch)
+    assert alpha[100, 100] == 255 and np.abs(paint[100, 100].astype(int) - (200, 60, 40)).max() < 12
+    assert alpha[5, 5] == 0
+    pred[r < 58] = (238, 246, 250)  # a pale tint, as of a halo
+    paint, alpha = fill_regions(pred, sketch)
+    assert alpha[100, 100] == 0 and tuple(paint[100, 100]) == (255, 255, 255)
+    # the rim rule: the cut across the gap is rim on no line, so a shape that must lie wholly on
+    # its lines is refused and the circle stays with the paper
+    from sketchcolor.inference.render import segment_regions, trap_open_shapes
+
+    strict = segment_regions(sketch)
+    for scale in (4, 8, 16):
+        strict = trap_open_shapes(strict, sketch, scale, min_outline=1.0)
+    assert strict[100, 100] == strict[5, 5]
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (2, 5)])
 def test_guided_fill_and_regions_take_pictures_a_pixel_or_two_thin(shape):
     pred = np.full(shape + (3,), 90, np.uint8)

@@ -6,6 +6,8 @@ drawing's own crisp lines, as an artist fills line art.
   tools do it, with OpenCV's connected components), give every region one color (the median in
   Lab of the prediction over it), let the paper stay white, and multiply the original lines on
   top. Pixels under the thickened lines join their nearest region (scipy's distance transform).
+  Shapes whose outline has wider gaps are caught by larger balls, grown back by a watershed on
+  the distance to the lines so that they end across the gap (:func:`trap_open_shapes`).
 - ``guided``: for open lines (a photo's extracted edges) where regions mean nothing: the
   prediction upsampled with kornia's joint bilateral filter guided by the sketch, lines on top.
 - ``none``: the prediction as it is, resized to the drawing's size.
@@ -28,11 +30,17 @@ import torch
 from kornia.filters import joint_bilateral_blur
 from scipy import ndimage
 from skimage.color import lab2rgb, rgb2lab
+from skimage.segmentation import watershed
 
 Fill = Literal["regions", "guided", "none"]
 FILLS: tuple[str, ...] = ("regions", "guided", "none")
 
 LINE_THRESHOLD = 128  # sketch pixels darker than this are lines
+# Trapped-ball passes: ball radii as multiples of the gap radius (8, 16 and 32 px on a 256 px
+# drawing). Each pass encloses shapes whose outline has wider gaps (a circle open on one side, a
+# puzzle piece drawn in broken strokes); a space the ball fills only by accident takes the
+# network's color there, which is paper white when the network left it unpainted.
+TRAP_SCALES: tuple[int, ...] = (4, 8, 16)
 # Paper: a region that touches the border and whose color is this close to white is painted white.
 PAPER_LIGHTNESS, PAPER_CHROMA = 85.0, 12.0
 
@@ -47,13 +55,24 @@ def border_labels(labels: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
 
 
-def outside_labels(labels: np.ndarray, min_frame: float = 0.25) -> np.ndarray:
+def outside_labels(labels: np.ndarray, min_frame: float = 0.25, sketch: np.ndarray | None = None) -> np.ndarray:
     """The labels around the drawing: the one with most of the picture's frame (its outermost
     pixels) and any other covering at least ``min_frame`` of it. A shape the frame cuts (shoulders
-    at the bottom edge) touches only a little of the frame and is not among them."""
-    frame = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
-    counts = np.bincount(frame)
-    return np.union1d(np.nonzero(counts >= min_frame * len(frame))[0], [counts.argmax()])
+    at the bottom edge) touches only a little of the frame and is not among them.
+
+    With ``sketch``, frame pixels within the gap radius of a line are not counted: they lay under
+    the thickened lines and joined their nearest region, so a drawing whose own outline runs along
+    the frame (a flag's rectangle) would otherwise make its inside look like the paper. Where
+    almost the whole frame is such pixels, all are counted."""
+    edge = np.ones(labels.shape, bool)
+    edge[1:-1, 1:-1] = False
+    if sketch is not None:
+        # distance from each pixel to the nearest line pixel (scipy's exact Euclidean transform)
+        near = ndimage.distance_transform_edt(~line_mask(sketch)) <= gap_radius(sketch.shape) + 0.5
+        if (edge & ~near).sum() >= 0.1 * edge.sum():
+            edge &= ~near
+    counts = np.bincount(labels[edge])
+    return np.union1d(np.nonzero(counts >= min_frame * counts.sum())[0], [counts.argmax()])
 
 
 def gap_radius(shape: tuple[int, int]) -> int:
@@ -122,13 +141,15 @@ def _lab_to_uint8(lab: np.ndarray) -> np.ndarray:
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
-def paper_regions(labels: np.ndarray, colors: np.ndarray, outside: np.ndarray | None = None) -> np.ndarray:
-    """bool ``[N + 1]``: the paper. Regions that touch the border and are near-white, and every
-    label in ``outside`` (the regions around the drawing, whatever color they were given)."""
-    border = border_labels(labels)
+def paper_regions(labels: np.ndarray, colors: np.ndarray, outside: np.ndarray | None = None,
+                  open_labels: np.ndarray | None = None) -> np.ndarray:
+    """bool ``[N + 1]``: the paper. Regions that touch the border or are in ``open_labels`` (cut
+    from the paper by a trapped ball) and are near-white, and every label in ``outside`` (the
+    regions around the drawing, whatever color they were given)."""
+    candidates = border_labels(labels) if open_labels is None else np.union1d(border_labels(labels), open_labels)
     chroma = np.hypot(colors[:, 1], colors[:, 2])
     paper = np.zeros(len(colors), bool)
-    paper[border] = (colors[border, 0] > PAPER_LIGHTNESS) & (chroma[border] < PAPER_CHROMA)
+    paper[candidates] = (colors[candidates, 0] > PAPER_LIGHTNESS) & (chroma[candidates] < PAPER_CHROMA)
     if outside is not None:
         paper[outside] = True
     paper[0] = False
@@ -140,18 +161,46 @@ def lines_on(paint: np.ndarray, sketch: np.ndarray) -> np.ndarray:
     return np.round(paint.astype(np.float32) * (sketch.astype(np.float32)[..., None] / 255.0)).astype(np.uint8)
 
 
-def trap_open_shapes(labels: np.ndarray, sketch: np.ndarray, scale: int = 4) -> np.ndarray:
+def trap_open_shapes(labels: np.ndarray, sketch: np.ndarray, scale: int = 4, min_outline: float = 0.7) -> np.ndarray:
     """Split the paper region with a larger ball, as a trapped-ball fill does.
 
     Shapes whose outline has gaps wider than the first disc (a horse's legs, a lion's mane drawn
-    as open strokes) join the paper. Segmented again with a disc ``scale`` times larger, such a
-    shape is enclosed; its pixels that lay in a border region become a region of their own."""
-    border = border_labels(labels)
-    big = segment_regions(sketch, scale * gap_radius(sketch.shape))
-    big_border = border_labels(big)
-    trapped = np.isin(labels, border) & ~np.isin(big, big_border) & ~line_mask(sketch)
+    as open strokes) join the paper. Where a ball ``scale`` times larger still fits inside such a
+    shape without touching its lines, that spot seeds a region of its own; the regions then grow
+    back over the paper region by a watershed on the distance to the lines (scikit-image), so two
+    seeds meet where the lines come closest, across the gap, and no paint spills through it. A
+    grown shape is kept when at least ``min_outline`` of its rim lies on the lines (a space between
+    two figures, open above and below, is not a shape).
+    :func:`sketch_regions` repeats this with larger balls (:data:`TRAP_SCALES`)."""
+    lines = line_mask(sketch)
+    region = np.isin(labels, border_labels(labels)) & ~lines  # the paper region(s), where shapes may hide
+    if not region.any():
+        return labels
+    # distance of every pixel to the nearest line (OpenCV's exact L2 transform): where it exceeds
+    # the ball's radius the ball's centre fits (the same as dilating the lines by the ball, faster)
+    dist = cv2.distanceTransform((~lines).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    free = region & (dist > scale * gap_radius(sketch.shape))
+    _, seeds = cv2.connectedComponents(free.astype(np.uint8), connectivity=4)
+    edge = np.ones(labels.shape, bool)
+    edge[1:-1, 1:-1] = False
+    at_frame = border_labels(seeds)
+    markers = np.where(free, seeds + 1, 0)
+    # the paper: the seeds at the frame, and the frame itself
+    markers[(free & np.isin(seeds, at_frame[at_frame > 0])) | (edge & region)] = 1
+    if markers.max() <= 1:  # no ball fits anywhere but in the paper: nothing to trap (and no flooding)
+        return labels
+    grown = watershed(-dist, markers, mask=region)
+    near_lines = dist <= gap_radius(sketch.shape) + 1
     out = labels.copy()
-    out[trapped] = big[trapped] + int(labels.max())
+    next_label = int(labels.max()) + 1
+    for k, box in enumerate(ndimage.find_objects(grown), start=1):
+        if k == 1 or box is None:
+            continue
+        shape = grown[box] == k
+        rim = shape & ~ndimage.binary_erosion(shape)  # the bounding box's edge counts as rim
+        if near_lines[box][rim].mean() >= min_outline:
+            out[box][shape] = next_label
+            next_label += 1
     return out
 
 
@@ -237,10 +286,13 @@ class RegionFill:
 
 def sketch_regions(sketch: np.ndarray) -> np.ndarray:
     """The regions of line art from its lines alone (int32 ``[H, W]``): the gap-closing
-    segmentation with open shapes trapped (:func:`trap_open_shapes`). The regions fill refines
-    them with the prediction (:func:`split_open_regions`); a drawing re-rendered many times
-    (the web app) computes this once."""
-    return trap_open_shapes(segment_regions(sketch), sketch)
+    segmentation with open shapes trapped by balls of growing size (:func:`trap_open_shapes`
+    at each of :data:`TRAP_SCALES`). The regions fill refines them with the prediction
+    (:func:`split_open_regions`); a drawing re-rendered many times (the web app) computes this once."""
+    labels = segment_regions(sketch)
+    for scale in TRAP_SCALES:
+        labels = trap_open_shapes(labels, sketch, scale)
+    return labels
 
 
 def region_fill(prediction: np.ndarray, sketch: np.ndarray, palette: np.ndarray | None = None,
@@ -250,7 +302,11 @@ def region_fill(prediction: np.ndarray, sketch: np.ndarray, palette: np.ndarray 
     trapped = sketch_regions(sketch) if trapped is None else trapped
     labels = split_open_regions(prediction, trapped, sketch)
     colors = region_colors(prediction, labels)
-    paper = paper_regions(labels, colors, None if paint_background else outside_labels(trapped))
+    # the regions cut out of the paper (trapped or split from it): a space between branches that a
+    # ball enclosed by accident, which the network left near-white, is paper, not a pale tint
+    base = segment_regions(sketch)
+    opened = np.unique(labels[np.isin(base, border_labels(base))])
+    paper = paper_regions(labels, colors, None if paint_background else outside_labels(trapped, sketch=sketch), opened)
     if palette is not None:
         colors[~paper] = snap_to_palette(colors[~paper], palette, snap)
     return RegionFill(labels=labels, colors=colors, paper=paper)
