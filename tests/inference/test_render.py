@@ -208,6 +208,52 @@ def test_a_broken_outline_is_trapped_along_its_lines_not_as_a_ball():
     assert strict[100, 100] == strict[5, 5]
 
 
+def test_a_panel_border_drawn_on_the_frame_keeps_its_paper():
+    """A comic panel: a border line all around the frame and a circle inside. The paper inside
+    the border touches the frame only through that line; it is still the paper, not a shape."""
+    import cv2
+
+    sketch = np.full((256, 256), 255, np.uint8)
+    cv2.rectangle(sketch, (0, 0), (255, 255), 0, 2)
+    cv2.circle(sketch, (128, 128), 40, 0, 2)
+    pred = np.full((256, 256, 3), (180, 200, 230), np.uint8)  # a pale wash over everything
+    paint, alpha = fill_regions(pred, sketch)
+    assert (alpha == 0).mean() > 0.85  # the paper around the circle
+    assert alpha[128, 128] == 255  # the circle is painted
+
+
+def test_a_shape_cut_by_the_frame_beside_lines_on_the_frame_keeps_its_paint():
+    """Lines along the left and right edges leave fewer frame pixels to count; the share a shape
+    cut by the bottom edge holds is still measured against the whole frame, so it is not paper."""
+    sketch = np.full((256, 256), 255, np.uint8)
+    sketch[:, 0] = sketch[:, -1] = 0
+    sketch[180:, 60] = sketch[180:, 196] = 0
+    sketch[180, 60:197] = 0  # a shirt cut by the bottom edge
+    pred = np.full((256, 256, 3), 250, np.uint8)
+    pred[181:, 61:196] = (40, 60, 200)
+    paint, alpha = fill_regions(pred, sketch)
+    assert alpha[220, 128] == 255 and np.abs(paint[220, 128].astype(int) - (40, 60, 200)).max() < 12
+    assert alpha[60, 128] == 0
+
+
+def test_a_trapped_shape_does_not_flood_a_region_the_first_disc_sealed():
+    """An open cup with a small box beside it whose shared wall has a gap the first disc closes:
+    the ball's seed in the cup grows within the cup's region only, the box keeps its own paint."""
+    import cv2
+
+    sketch = np.full((256, 256), 255, np.uint8)
+    cv2.rectangle(sketch, (40, 120), (140, 255), 0, 2)
+    sketch[117:124, 75:105] = 255  # a 30 px opening at the top: the cup joins the paper
+    cv2.rectangle(sketch, (140, 225), (156, 255), 0, 2)
+    sketch[238:241, 136:146] = 255  # a 3 px gap in the shared wall
+    pred = np.full((256, 256, 3), 250, np.uint8)
+    pred[122:254, 42:139] = (200, 60, 40)
+    pred[227:254, 142:155] = (40, 60, 200)
+    paint, _ = fill_regions(pred, sketch)
+    assert np.abs(paint[240, 148].astype(int) - (40, 60, 200)).max() < 12
+    assert np.abs(paint[180, 90].astype(int) - (200, 60, 40)).max() < 12
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (2, 5)])
 def test_guided_fill_and_regions_take_pictures_a_pixel_or_two_thin(shape):
     pred = np.full(shape + (3,), 90, np.uint8)

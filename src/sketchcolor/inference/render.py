@@ -72,7 +72,10 @@ def outside_labels(labels: np.ndarray, min_frame: float = 0.25, sketch: np.ndarr
         if (edge & ~near).sum() >= 0.1 * edge.sum():
             edge &= ~near
     counts = np.bincount(labels[edge])
-    return np.union1d(np.nonzero(counts >= min_frame * counts.sum())[0], [counts.argmax()])
+    # the share is of the whole frame: leaving pixels out must not make a shape cut by the frame
+    # (shoulders at the bottom edge) hold a larger share of it
+    total = 2 * (labels.shape[0] + labels.shape[1]) - 4 if min(labels.shape) > 1 else labels.size
+    return np.union1d(np.nonzero(counts >= min_frame * total)[0], [counts.argmax()])
 
 
 def gap_radius(shape: tuple[int, int]) -> int:
@@ -189,12 +192,22 @@ def trap_open_shapes(labels: np.ndarray, sketch: np.ndarray, scale: int = 4, min
     markers[(free & np.isin(seeds, at_frame[at_frame > 0])) | (edge & region)] = 1
     if markers.max() <= 1:  # no ball fits anywhere but in the paper: nothing to trap (and no flooding)
         return labels
-    grown = watershed(-dist, markers, mask=region)
+    # a seed grows only within its own region: two regions the first disc kept apart stay apart
+    seam = np.zeros(labels.shape, bool)
+    seam[1:] |= labels[1:] != labels[:-1]
+    seam[:-1] |= labels[:-1] != labels[1:]
+    seam[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    seam[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    grown = watershed(-dist, markers, mask=region & ~seam)
+    # a shape that holds the frame through lines drawn on it (a panel's border) is the paper:
+    # every frame pixel belongs to the nearest pixel off the lines, as in segment_regions
+    _, (iy, ix) = ndimage.distance_transform_edt(lines, return_indices=True)
+    framed = set(np.unique(grown[iy[edge], ix[edge]]).tolist())
     near_lines = dist <= gap_radius(sketch.shape) + 1
     out = labels.copy()
     next_label = int(labels.max()) + 1
     for k, box in enumerate(ndimage.find_objects(grown), start=1):
-        if k == 1 or box is None:
+        if k == 1 or box is None or k in framed:
             continue
         shape = grown[box] == k
         rim = shape & ~ndimage.binary_erosion(shape)  # the bounding box's edge counts as rim
