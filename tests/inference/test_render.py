@@ -202,9 +202,7 @@ def test_a_broken_outline_is_trapped_along_its_lines_not_as_a_ball():
     # its lines is refused and the circle stays with the paper
     from sketchcolor.inference.render import segment_regions, trap_open_shapes
 
-    strict = segment_regions(sketch)
-    for scale in (4, 8, 16):
-        strict = trap_open_shapes(strict, sketch, scale, min_outline=1.0)
+    strict = trap_open_shapes(segment_regions(sketch), sketch, min_outline=1.0)
     assert strict[100, 100] == strict[5, 5]
 
 

@@ -50,6 +50,19 @@ def line_mask(sketch: np.ndarray, threshold: int = LINE_THRESHOLD) -> np.ndarray
     return sketch < threshold
 
 
+def frame_mask(shape: tuple[int, ...]) -> np.ndarray:
+    """bool ``[H, W]``: the picture's outermost pixels."""
+    frame = np.ones(shape[:2], bool)
+    frame[1:-1, 1:-1] = False
+    return frame
+
+
+def distance_to_lines(sketch: np.ndarray) -> np.ndarray:
+    """float32 ``[H, W]``: each pixel's distance to the nearest line pixel of ``sketch`` (OpenCV's
+    exact Euclidean transform; 0 on the lines, very large everywhere when there are none)."""
+    return cv2.distanceTransform((~line_mask(sketch)).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
 def border_labels(labels: np.ndarray) -> np.ndarray:
     """The labels that touch the picture's border (the paper and shapes open toward the frame)."""
     return np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
@@ -64,11 +77,9 @@ def outside_labels(labels: np.ndarray, min_frame: float = 0.25, sketch: np.ndarr
     the thickened lines and joined their nearest region, so a drawing whose own outline runs along
     the frame (a flag's rectangle) would otherwise make its inside look like the paper. Where
     almost the whole frame is such pixels, all are counted."""
-    edge = np.ones(labels.shape, bool)
-    edge[1:-1, 1:-1] = False
+    edge = frame_mask(labels.shape)
     if sketch is not None:
-        # distance from each pixel to the nearest line pixel (scipy's exact Euclidean transform)
-        near = ndimage.distance_transform_edt(~line_mask(sketch)) <= gap_radius(sketch.shape) + 0.5
+        near = distance_to_lines(sketch) <= gap_radius(sketch.shape) + 0.5
         if (edge & ~near).sum() >= 0.1 * edge.sum():
             edge &= ~near
     counts = np.bincount(labels[edge])
@@ -164,28 +175,41 @@ def lines_on(paint: np.ndarray, sketch: np.ndarray) -> np.ndarray:
     return np.round(paint.astype(np.float32) * (sketch.astype(np.float32)[..., None] / 255.0)).astype(np.uint8)
 
 
-def trap_open_shapes(labels: np.ndarray, sketch: np.ndarray, scale: int = 4, min_outline: float = 0.7) -> np.ndarray:
-    """Split the paper region with a larger ball, as a trapped-ball fill does.
+def trap_open_shapes(labels: np.ndarray, sketch: np.ndarray, scales: tuple[int, ...] = TRAP_SCALES,
+                     min_outline: float = 0.7) -> np.ndarray:
+    """Split the paper region with larger balls, as a trapped-ball fill does.
 
     Shapes whose outline has gaps wider than the first disc (a horse's legs, a lion's mane drawn
-    as open strokes) join the paper. Where a ball ``scale`` times larger still fits inside such a
-    shape without touching its lines, that spot seeds a region of its own; the regions then grow
-    back over the paper region by a watershed on the distance to the lines (scikit-image), so two
-    seeds meet where the lines come closest, across the gap, and no paint spills through it. A
-    grown shape is kept when at least ``min_outline`` of its rim lies on the lines (a space between
-    two figures, open above and below, is not a shape).
-    :func:`sketch_regions` repeats this with larger balls (:data:`TRAP_SCALES`)."""
+    as open strokes) join the paper. For each of ``scales`` in turn, where a ball that many times
+    the gap radius still fits inside such a shape without touching its lines, that spot seeds a
+    region of its own; the regions then grow back over the paper region by a watershed on the
+    distance to the lines (scikit-image), so two seeds meet where the lines come closest, across
+    the gap, and no paint spills through it. A grown shape is kept when at least ``min_outline``
+    of its rim lies on the lines (a space between two figures, open above and below, is not a
+    shape) and it does not hold the frame through lines drawn on it (a panel's border)."""
     lines = line_mask(sketch)
+    # what depends on the lines alone, shared by every pass: the distance to them, and for every
+    # frame pixel the nearest pixel off the lines (where segment_regions puts it)
+    dist = distance_to_lines(sketch)
+    edge = frame_mask(labels.shape)
+    _, (iy, ix) = ndimage.distance_transform_edt(lines, return_indices=True)
+    frame_home = (iy[edge], ix[edge])
+    near_lines = dist <= gap_radius(sketch.shape) + 1
+    for scale in scales:
+        labels = _trap_pass(labels, lines, dist, edge, frame_home, near_lines,
+                            scale * gap_radius(sketch.shape), min_outline)
+    return labels
+
+
+def _trap_pass(labels: np.ndarray, lines: np.ndarray, dist: np.ndarray, edge: np.ndarray,
+               frame_home: tuple[np.ndarray, np.ndarray], near_lines: np.ndarray, radius: int,
+               min_outline: float) -> np.ndarray:
+    """One pass of :func:`trap_open_shapes` with a ball of ``radius`` px."""
     region = np.isin(labels, border_labels(labels)) & ~lines  # the paper region(s), where shapes may hide
     if not region.any():
         return labels
-    # distance of every pixel to the nearest line (OpenCV's exact L2 transform): where it exceeds
-    # the ball's radius the ball's centre fits (the same as dilating the lines by the ball, faster)
-    dist = cv2.distanceTransform((~lines).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    free = region & (dist > scale * gap_radius(sketch.shape))
+    free = region & (dist > radius)  # where the ball's centre fits
     _, seeds = cv2.connectedComponents(free.astype(np.uint8), connectivity=4)
-    edge = np.ones(labels.shape, bool)
-    edge[1:-1, 1:-1] = False
     at_frame = border_labels(seeds)
     markers = np.where(free, seeds + 1, 0)
     # the paper: the seeds at the frame, and the frame itself
@@ -199,11 +223,7 @@ def trap_open_shapes(labels: np.ndarray, sketch: np.ndarray, scale: int = 4, min
     seam[:, 1:] |= labels[:, 1:] != labels[:, :-1]
     seam[:, :-1] |= labels[:, :-1] != labels[:, 1:]
     grown = watershed(-dist, markers, mask=region & ~seam)
-    # a shape that holds the frame through lines drawn on it (a panel's border) is the paper:
-    # every frame pixel belongs to the nearest pixel off the lines, as in segment_regions
-    _, (iy, ix) = ndimage.distance_transform_edt(lines, return_indices=True)
-    framed = set(np.unique(grown[iy[edge], ix[edge]]).tolist())
-    near_lines = dist <= gap_radius(sketch.shape) + 1
+    framed = set(np.unique(grown[frame_home]).tolist())  # shapes holding the frame through its lines: paper
     out = labels.copy()
     next_label = int(labels.max()) + 1
     for k, box in enumerate(ndimage.find_objects(grown), start=1):
@@ -245,8 +265,7 @@ def split_open_regions(prediction: np.ndarray, labels: np.ndarray, sketch: np.nd
     n, parts, stats, _ = cv2.connectedComponentsWithStats(inked, connectivity=4)
     out = labels.copy()
     next_label = int(labels.max()) + 1
-    frame = np.ones(labels.shape, bool)
-    frame[1:-1, 1:-1] = False
+    frame = frame_mask(labels.shape)
     outside_area = np.bincount(labels[~line_mask(sketch)].ravel(), minlength=int(labels.max()) + 1)
     for k in range(1, n):
         if stats[k, cv2.CC_STAT_AREA] < min_share * labels.size:
@@ -302,10 +321,7 @@ def sketch_regions(sketch: np.ndarray) -> np.ndarray:
     segmentation with open shapes trapped by balls of growing size (:func:`trap_open_shapes`
     at each of :data:`TRAP_SCALES`). The regions fill refines them with the prediction
     (:func:`split_open_regions`); a drawing re-rendered many times (the web app) computes this once."""
-    labels = segment_regions(sketch)
-    for scale in TRAP_SCALES:
-        labels = trap_open_shapes(labels, sketch, scale)
-    return labels
+    return trap_open_shapes(segment_regions(sketch), sketch)
 
 
 def region_fill(prediction: np.ndarray, sketch: np.ndarray, palette: np.ndarray | None = None,
