@@ -271,3 +271,70 @@ def test_paint_on_the_paper_beside_the_drawing_stays_paper():
     paint, alpha = fill_regions(pred, sketch)
     assert (alpha[106:115, 32:88] == 0).all() and tuple(paint[110, 60]) == (255, 255, 255)
     assert alpha[60, 30] == 255
+
+
+def test_a_shirt_open_below_is_closed_between_its_line_ends():
+    """Shoulders drawn as an arch whose two sides stop above the picture's bottom (as OpenMoji
+    draws people): no ball can trap the shirt, as it is open along its whole lower side. Its two
+    line ends are joined, so the network's shirt paint stays a shirt and the paper below it and
+    around it stays white."""
+    import cv2
+
+    from sketchcolor.inference.render import close_line_ends, sketch_regions
+
+    sketch = np.full((200, 200), 255, np.uint8)
+    cv2.ellipse(sketch, (100, 150), (50, 50), 0, 180, 360, 0, 3)  # the upper half: the shoulders
+    cv2.line(sketch, (50, 150), (50, 175), 0, 3)
+    cv2.line(sketch, (150, 150), (150, 175), 0, 3)  # the sides stop at y = 175, 25 px above the bottom
+    joins = close_line_ends(sketch)
+    assert joins[174:178, 60:140].any(axis=0).all()  # one join across the bottom, end to end
+    assert not joins[:140].any()
+    labels = sketch_regions(sketch)
+    assert labels[160, 100] != labels[5, 5] and labels[160, 100] != labels[190, 100]
+    pred = np.full((200, 200, 3), 252, np.uint8)
+    pred[100:176, 52:149] = (150, 120, 210)  # the network's lavender shirt, ending at the line ends
+    paint, alpha = fill_regions(pred, sketch)
+    assert alpha[160, 100] == 255 and np.abs(paint[160, 100].astype(int) - (150, 120, 210)).max() < 12
+    assert alpha[190, 100] == 0 and alpha[5, 5] == 0 and alpha[160, 10] == 0
+
+
+def test_line_ends_are_never_joined_across_a_closed_shape_or_in_a_photo_sketch():
+    """Two strokes facing each other inside a closed circle are not joined (the join would cut the
+    circle's own region in two); a sketch with hundreds of loose ends (dashes, as an extracted
+    photo gives) gets no joins at all."""
+    import cv2
+
+    from sketchcolor.inference.render import CLOSE_MAX_ENDS, close_line_ends
+
+    sketch = np.full((200, 200), 255, np.uint8)
+    cv2.circle(sketch, (100, 100), 80, 0, 3)
+    cv2.line(sketch, (50, 100), (80, 100), 0, 3)
+    cv2.line(sketch, (120, 100), (150, 100), 0, 3)
+    assert not close_line_ends(sketch).any()
+    dashes = np.full((240, 240), 255, np.uint8)
+    for y in range(4, 236, 8):
+        for x in range(4, 236, 14):
+            dashes[y:y + 2, x:x + 6] = 0
+    assert (CLOSE_MAX_ENDS < 2 * 29 * 17) and not close_line_ends(dashes).any()
+
+
+def test_a_region_takes_its_color_away_from_the_dark_halo_along_its_lines():
+    """The network darkens its paint along the lines it draws; a band 12 px wide whose prediction
+    is dark for 4 px along each of its lines takes the color of its middle, not the dark."""
+    from skimage.color import rgb2lab
+
+    from sketchcolor.inference.render import region_colors, segment_regions
+
+    sketch = np.full((100, 100), 255, np.uint8)
+    sketch[40:42] = 0
+    sketch[54:56] = 0  # the band: rows 42-53
+    pred = np.full((100, 100, 3), 255, np.uint8)
+    pred[42:54] = (230, 80, 160)
+    pred[42:46] = pred[50:54] = (40, 40, 40)  # the halo: 8 of the band's 12 rows
+    labels = segment_regions(sketch)
+    band = labels[47, 50]
+    assert (labels[42:54] == band).all()
+    pink = rgb2lab(np.array([[[230, 80, 160]]], np.uint8))[0, 0]
+    plain = region_colors(pred, labels)[band]
+    cored = region_colors(pred, labels, sketch)[band]
+    assert np.linalg.norm(cored - pink) < 3 < np.linalg.norm(plain - pink)

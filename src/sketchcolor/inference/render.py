@@ -7,7 +7,10 @@ drawing's own crisp lines, as an artist fills line art.
   Lab of the prediction over it), let the paper stay white, and multiply the original lines on
   top. Pixels under the thickened lines join their nearest region (scipy's distance transform).
   Shapes whose outline has wider gaps are caught by larger balls, grown back by a watershed on
-  the distance to the lines so that they end across the gap (:func:`trap_open_shapes`).
+  the distance to the lines so that they end across the gap (:func:`trap_open_shapes`), and a
+  shape left open on a whole side (a shirt cut off below the shoulders, arms running off the
+  top) is closed by joining its two line ends (:func:`close_line_ends`). A region's color is
+  taken away from its lines, where the network's paint is not darkened by them.
 - ``guided``: for open lines (a photo's extracted edges) where regions mean nothing: the
   prediction upsampled with kornia's joint bilateral filter guided by the sketch, lines on top.
 - ``none``: the prediction as it is, resized to the drawing's size.
@@ -29,7 +32,10 @@ import numpy as np
 import torch
 from kornia.filters import joint_bilateral_blur
 from scipy import ndimage
+from scipy.spatial import cKDTree
 from skimage.color import lab2rgb, rgb2lab
+from skimage.draw import line as draw_line
+from skimage.morphology import skeletonize
 from skimage.segmentation import watershed
 
 Fill = Literal["regions", "guided", "none"]
@@ -41,6 +47,16 @@ LINE_THRESHOLD = 128  # sketch pixels darker than this are lines
 # puzzle piece drawn in broken strokes); a space the ball fills only by accident takes the
 # network's color there, which is paper white when the network left it unpainted.
 TRAP_SCALES: tuple[int, ...] = (4, 8, 16)
+# Line ends joined for the segmentation (:func:`close_line_ends`): the longest join, as a share of
+# the drawing's longer side, how many nearest ends each end considers, and the most loose ends a
+# drawing may have (an extracted sketch of a photo has thousands: no shapes to close there).
+CLOSE_MAX_LENGTH, CLOSE_NEIGHBOURS, CLOSE_MAX_ENDS = 0.6, 8, 400
+# Two ends are joined only where their strokes run the same way (cosine of their directions at
+# least CLOSE_PARALLEL) and the join crosses them (|cosine| with each at most CLOSE_ACROSS).
+CLOSE_PARALLEL, CLOSE_ACROSS = 0.7, 0.5
+# A region's color is its median over the pixels farther than this many gap radii from the lines
+# (the network paints a dark halo along its lines), where they make up CORE_MIN_SHARE of it.
+CORE_RADII, CORE_MIN_SHARE = 2.0, 0.2
 # Paper: a region that touches the border and whose color is this close to white is painted white.
 PAPER_LIGHTNESS, PAPER_CHROMA = 85.0, 12.0
 
@@ -115,15 +131,29 @@ def segment_regions(sketch: np.ndarray, radius: int | None = None) -> np.ndarray
     return labels.astype(np.int32)
 
 
-def region_colors(prediction: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def region_colors(prediction: np.ndarray, labels: np.ndarray, sketch: np.ndarray | None = None) -> np.ndarray:
     """Median Lab color of ``prediction`` ``[H, W, 3]`` uint8 over each region -> Lab ``[N + 1, 3]``
-    (row i is label i; row 0 unused)."""
+    (row i is label i; row 0 unused).
+
+    With ``sketch``, a region's median is taken over its pixels farther than :data:`CORE_RADII`
+    gap radii from the lines, where they make up :data:`CORE_MIN_SHARE` of it: the network
+    darkens its paint along the lines it draws, which turned thin regions (a leg, a stripe) gray."""
     lab = rgb2lab(prediction)
     n = int(labels.max())
     index = np.arange(1, n + 1)
     out = np.zeros((n + 1, 3))
     for c in range(3):
         out[1:, c] = ndimage.median(lab[..., c], labels=labels, index=index)
+    if sketch is not None:
+        core = distance_to_lines(sketch) > CORE_RADII * gap_radius(sketch.shape) + 1
+        inner = np.where(core, labels, 0)
+        area = np.bincount(labels.ravel(), minlength=n + 1)
+        inner_area = np.bincount(inner.ravel(), minlength=n + 1)
+        use = (inner_area > 0) & (inner_area >= CORE_MIN_SHARE * area)
+        if use[1:].any():
+            picked = np.flatnonzero(use[1:]) + 1
+            for c in range(3):
+                out[picked, c] = ndimage.median(lab[..., c], labels=inner, index=picked)
     return np.nan_to_num(out)  # labels with no pixel left (split away) get 0; they paint nothing
 
 
@@ -173,6 +203,71 @@ def paper_regions(labels: np.ndarray, colors: np.ndarray, outside: np.ndarray | 
 def lines_on(paint: np.ndarray, sketch: np.ndarray) -> np.ndarray:
     """Multiply the sketch's gray lines onto ``paint``: lines stay exactly as drawn, anti-aliasing included."""
     return np.round(paint.astype(np.float32) * (sketch.astype(np.float32)[..., None] / 255.0)).astype(np.uint8)
+
+
+def line_ends(lines: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where the lines of bool ``lines`` ``[H, W]`` end -> (int ``[K, 2]`` (y, x), float ``[K, 2]``
+    unit directions): the pixels of their skeleton (scikit-image) with exactly one skeleton
+    neighbour, and the way each stroke runs into its end (from the mean of the skeleton pixels
+    within ``reach`` px of it)."""
+    skeleton = skeletonize(lines).astype(np.uint8)
+    neighbours = cv2.filter2D(skeleton, -1, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT) - skeleton
+    ends = np.argwhere((skeleton == 1) & (neighbours == 1))
+    directions = np.zeros((len(ends), 2))
+    for i, (y, x) in enumerate(ends):
+        y0, x0 = max(0, y - reach), max(0, x - reach)
+        near = np.argwhere(skeleton[y0:y + reach + 1, x0:x + reach + 1]) + (y0, x0)
+        near = near[np.hypot(*(near - (y, x)).T) <= reach]
+        step = np.array([y, x]) - near.mean(axis=0)
+        directions[i] = step / max(np.linalg.norm(step), 1e-9)
+    return ends, directions
+
+
+def close_line_ends(sketch: np.ndarray, max_length: float = CLOSE_MAX_LENGTH) -> np.ndarray:
+    """bool ``[H, W]``: straight joins between pairs of line ends, for the segmentation only (never drawn).
+
+    A shape open on a whole side (a shirt whose side lines stop above the picture's bottom, an
+    arm running off the top, hair open below) joins the paper however large a ball is tried;
+    an artist's fill tool closes it between the two line ends. Pairs are taken shortest first,
+    each end once, up to ``max_length`` of the drawing's longer side, among each end's
+    :data:`CLOSE_NEIGHBOURS` nearest ends (scipy's k-d tree); the two strokes must run the same way
+    and the join across them (the two sides of one open shape), and a join is kept only where its
+    middle runs off the lines and through the paper region of the gap-closing segmentation (it
+    never cuts a closed shape). A join that encloses paper the network left unpainted is paper
+    again (:func:`region_fill`'s near-white rule). A drawing with more than
+    :data:`CLOSE_MAX_ENDS` loose ends (an extracted sketch of a photo) gets no joins."""
+    lines = line_mask(sketch)
+    joins = np.zeros(lines.shape, bool)
+    radius = gap_radius(sketch.shape)
+    ends, directions = line_ends(lines, 4 * radius + 4)
+    if len(ends) < 2 or len(ends) > CLOSE_MAX_ENDS:
+        return joins
+    dist = distance_to_lines(sketch)
+    base = segment_regions(sketch, radius)
+    paper = np.isin(base, border_labels(base))
+    k = min(CLOSE_NEIGHBOURS + 1, len(ends))
+    lengths, partners = cKDTree(ends).query(ends, k=k, distance_upper_bound=max_length * max(sketch.shape))
+    pairs = sorted({(float(d), min(a, int(b)), max(a, int(b)))
+                    for a in range(len(ends)) for d, b in zip(lengths[a, 1:], partners[a, 1:])
+                    if np.isfinite(d) and d > 2 * radius})  # ends within the disc's reach close already
+    used = np.zeros(len(ends), bool)
+    for length, a, b in pairs:
+        if used[a] or used[b]:
+            continue
+        # the two sides of one open shape: strokes running the same way, the join across them
+        # (a join from a leg's end to the belly's would cut a body with a straight seam)
+        across = (ends[b] - ends[a]) / length
+        if (directions[a] @ directions[b] < CLOSE_PARALLEL
+                or max(abs(across @ directions[a]), abs(across @ directions[b])) > CLOSE_ACROSS):
+            continue
+        yy, xx = draw_line(*ends[a], *ends[b])
+        along = np.hypot(yy - ends[a][0], xx - ends[a][1])
+        middle = (along > 2 * radius + 1) & (along < length - 2 * radius - 1)
+        if (dist[yy[middle], xx[middle]] <= 1.0).any() or not paper[yy[middle], xx[middle]].all():
+            continue
+        joins[yy, xx] = True
+        used[a] = used[b] = True
+    return joins
 
 
 def trap_open_shapes(labels: np.ndarray, sketch: np.ndarray, scales: tuple[int, ...] = TRAP_SCALES,
@@ -318,10 +413,12 @@ class RegionFill:
 
 def sketch_regions(sketch: np.ndarray) -> np.ndarray:
     """The regions of line art from its lines alone (int32 ``[H, W]``): the gap-closing
-    segmentation with open shapes trapped by balls of growing size (:func:`trap_open_shapes`
-    at each of :data:`TRAP_SCALES`). The regions fill refines them with the prediction
+    segmentation of the lines with their loose ends joined (:func:`close_line_ends`), open
+    shapes trapped by balls of growing size (:func:`trap_open_shapes` at each of
+    :data:`TRAP_SCALES`). The regions fill refines them with the prediction
     (:func:`split_open_regions`); a drawing re-rendered many times (the web app) computes this once."""
-    return trap_open_shapes(segment_regions(sketch), sketch)
+    closed = np.where(close_line_ends(sketch), 0, sketch).astype(np.uint8)
+    return trap_open_shapes(segment_regions(closed), closed)
 
 
 def region_fill(prediction: np.ndarray, sketch: np.ndarray, palette: np.ndarray | None = None,
@@ -330,7 +427,7 @@ def region_fill(prediction: np.ndarray, sketch: np.ndarray, palette: np.ndarray 
     ``trapped``: :func:`sketch_regions` of ``sketch`` where already computed."""
     trapped = sketch_regions(sketch) if trapped is None else trapped
     labels = split_open_regions(prediction, trapped, sketch)
-    colors = region_colors(prediction, labels)
+    colors = region_colors(prediction, labels, sketch)
     # the regions cut out of the paper (trapped or split from it): a space between branches that a
     # ball enclosed by accident, which the network left near-white, is paper, not a pale tint
     base = segment_regions(sketch)
