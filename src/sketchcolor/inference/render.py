@@ -141,19 +141,17 @@ def region_colors(prediction: np.ndarray, labels: np.ndarray, sketch: np.ndarray
     lab = rgb2lab(prediction)
     n = int(labels.max())
     index = np.arange(1, n + 1)
-    out = np.zeros((n + 1, 3))
-    for c in range(3):
-        out[1:, c] = ndimage.median(lab[..., c], labels=labels, index=index)
+    source = labels  # the pixels each region's median is taken over
     if sketch is not None:
         core = distance_to_lines(sketch) > CORE_RADII * gap_radius(sketch.shape) + 1
         inner = np.where(core, labels, 0)
         area = np.bincount(labels.ravel(), minlength=n + 1)
         inner_area = np.bincount(inner.ravel(), minlength=n + 1)
         use = (inner_area > 0) & (inner_area >= CORE_MIN_SHARE * area)
-        if use[1:].any():
-            picked = np.flatnonzero(use[1:]) + 1
-            for c in range(3):
-                out[picked, c] = ndimage.median(lab[..., c], labels=inner, index=picked)
+        source = np.where(use[labels], inner, labels)  # a region with enough core keeps only its core
+    out = np.zeros((n + 1, 3))
+    for c in range(3):
+        out[1:, c] = ndimage.median(lab[..., c], labels=source, index=index)
     return np.nan_to_num(out)  # labels with no pixel left (split away) get 0; they paint nothing
 
 
@@ -205,14 +203,17 @@ def lines_on(paint: np.ndarray, sketch: np.ndarray) -> np.ndarray:
     return np.round(paint.astype(np.float32) * (sketch.astype(np.float32)[..., None] / 255.0)).astype(np.uint8)
 
 
-def line_ends(lines: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
-    """Where the lines of bool ``lines`` ``[H, W]`` end -> (int ``[K, 2]`` (y, x), float ``[K, 2]``
-    unit directions): the pixels of their skeleton (scikit-image) with exactly one skeleton
-    neighbour, and the way each stroke runs into its end (from the mean of the skeleton pixels
-    within ``reach`` px of it)."""
+def line_ends(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the lines of bool ``lines`` ``[H, W]`` end -> (int ``[K, 2]`` (y, x), the skeleton
+    uint8 ``[H, W]``): the pixels of their skeleton (scikit-image) with exactly one skeleton neighbour."""
     skeleton = skeletonize(lines).astype(np.uint8)
     neighbours = cv2.filter2D(skeleton, -1, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT) - skeleton
-    ends = np.argwhere((skeleton == 1) & (neighbours == 1))
+    return np.argwhere((skeleton == 1) & (neighbours == 1)), skeleton
+
+
+def end_directions(skeleton: np.ndarray, ends: np.ndarray, reach: int) -> np.ndarray:
+    """float ``[K, 2]``: the unit direction in which each stroke of ``skeleton`` runs into its end
+    (:func:`line_ends`), from the mean of the skeleton pixels within ``reach`` px of it."""
     directions = np.zeros((len(ends), 2))
     for i, (y, x) in enumerate(ends):
         y0, x0 = max(0, y - reach), max(0, x - reach)
@@ -220,7 +221,7 @@ def line_ends(lines: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
         near = near[np.hypot(*(near - (y, x)).T) <= reach]
         step = np.array([y, x]) - near.mean(axis=0)
         directions[i] = step / max(np.linalg.norm(step), 1e-9)
-    return ends, directions
+    return directions
 
 
 def close_line_ends(sketch: np.ndarray, max_length: float = CLOSE_MAX_LENGTH) -> np.ndarray:
@@ -239,9 +240,10 @@ def close_line_ends(sketch: np.ndarray, max_length: float = CLOSE_MAX_LENGTH) ->
     lines = line_mask(sketch)
     joins = np.zeros(lines.shape, bool)
     radius = gap_radius(sketch.shape)
-    ends, directions = line_ends(lines, 4 * radius + 4)
-    if len(ends) < 2 or len(ends) > CLOSE_MAX_ENDS:
+    ends, skeleton = line_ends(lines)
+    if len(ends) < 2 or len(ends) > CLOSE_MAX_ENDS:  # counted before the per-end work
         return joins
+    directions = end_directions(skeleton, ends, 4 * radius + 4)
     dist = distance_to_lines(sketch)
     base = segment_regions(sketch, radius)
     paper = np.isin(base, border_labels(base))
