@@ -338,3 +338,23 @@ def test_a_region_takes_its_color_away_from_the_dark_halo_along_its_lines():
     plain = region_colors(pred, labels)[band]
     cored = region_colors(pred, labels, sketch)[band]
     assert np.linalg.norm(cored - pink) < 3 < np.linalg.norm(plain - pink)
+
+
+def test_a_thin_region_takes_its_color_off_the_lines():
+    """The pixels under the lines join their nearest region and the network paints them dark: a
+    band 6 px wide between lines 8 px thick is mostly line pixels, yet it takes its own color."""
+    from skimage.color import rgb2lab
+
+    from sketchcolor.inference.render import region_colors, segment_regions
+
+    sketch = np.full((120, 120), 255, np.uint8)
+    sketch[40:48] = 0
+    sketch[54:62] = 0  # the band: rows 48-53
+    pred = np.full((120, 120, 3), 255, np.uint8)
+    pred[40:62] = (20, 20, 20)  # the network draws the lines black
+    pred[48:54] = (90, 170, 230)
+    labels = segment_regions(sketch)
+    band = labels[50, 60]
+    assert (labels[48:54] == band).all() and (labels[40:62] == band).sum() > 2 * 6 * 120
+    blue = rgb2lab(np.array([[[90, 170, 230]]], np.uint8))[0, 0]
+    assert np.linalg.norm(region_colors(pred, labels, sketch)[band] - blue) < 3

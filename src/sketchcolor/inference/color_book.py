@@ -12,7 +12,11 @@ without an attention map, the entry nearest its color).
 
 Frame by frame, in order, every region goes to the swatch nearest its color within ``radius`` ΔE
 (Lab; a swatch of the region's own reference area counts ``entry_bonus`` ΔE nearer), or, if none
-is that near, starts a new swatch. A swatch's color is the area-weighted mean of the regions that
+is that near, starts a new swatch. A region that mostly covers a region of the previous frame
+keeps that region's swatch while its color stays within 1.5 ``radius``; when the two are the same
+region (each covers half of the other), farther too, unless another swatch is within ``radius``
+of it (the network can flip a small part it cannot decide between two colors from frame to
+frame; a new part drawn over a larger old one still starts its own swatch). A swatch's color is the area-weighted mean of the regions that
 joined it in its first ``learn_frames`` frames, then frozen; every region is painted in its
 swatch's color (``strength`` 1: exactly; less: part of the way). So the first frames (or a book
 saved by an earlier run, :meth:`ColorBook.save` / :meth:`ColorBook.load`, plain JSON) set the
@@ -143,7 +147,8 @@ class ColorBook:
         self.min_share, self.strength, self.min_area = min_share, strength, min_area
         self.swatches: list[Swatch] = []
         # temporal coherence (frames in order): a region mostly covering a region of the previous
-        # frame keeps that region's swatch while its color stays within track_radius * radius
+        # frame keeps that region's swatch while its color stays within track_radius * radius, or
+        # farther when they are the same region and no other swatch is within radius (see apply)
         self.track, self.track_radius = True, 1.5
         self._previous: tuple[np.ndarray, np.ndarray] | None = None
         self.frames = 0  # frames applied (or learned from) so far
@@ -225,22 +230,27 @@ class ColorBook:
         best = int(score.argmin())
         return best if np.isfinite(score[best]) else -1
 
-    def _previous_swatches(self, labels: np.ndarray, area: np.ndarray) -> np.ndarray:
+    def _previous_swatches(self, labels: np.ndarray, area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Temporal coherence: for each region, the swatch of the previous frame's region that covers
-        most of it (at least half), or -1 (no previous frame, another size, no such region)."""
-        out = np.full(len(area), -1)
+        most of it (at least half), or -1 (no previous frame, another size, no such region); and
+        whether the two are the same region (it also covers at least half of that one: not a new
+        part drawn over a larger old one). -> int ``[N + 1]``, bool ``[N + 1]``."""
+        out, same = np.full(len(area), -1), np.zeros(len(area), bool)
         if not self.track or self._previous is None or self._previous[0].shape != labels.shape:
-            return out
+            return out, same
         prev_labels, prev_chosen = self._previous
         m = len(prev_chosen)
         joint = np.bincount(labels.ravel().astype(np.int64) * m + prev_labels.ravel(), minlength=len(area) * m)
         joint = joint.reshape(len(area), m)
         joint[:, 0] = 0  # the previous frame's paper
+        prev_area = np.bincount(prev_labels.ravel(), minlength=m)[:m]
         best = joint.argmax(axis=1)
-        ok = joint[np.arange(len(area)), best] >= 0.5 * np.maximum(area, 1)
+        overlap = joint[np.arange(len(area)), best]
+        ok = overlap >= 0.5 * np.maximum(area, 1)
         out[ok] = prev_chosen[best[ok]]
-        out[0] = -1
-        return out
+        same[ok] = overlap[ok] >= 0.5 * np.maximum(prev_area[best[ok]], 1)
+        out[0], same[0] = -1, False
+        return out, same
 
     def apply(self, paint: np.ndarray, alpha: np.ndarray, probs: np.ndarray | None = None,
               learn: bool = True) -> np.ndarray:
@@ -253,16 +263,25 @@ class ColorBook:
         area = np.bincount(labels.ravel(), minlength=len(colors))
         lab = _to_lab(colors)
         chosen = np.full(len(colors), -1)
-        before = self._previous_swatches(labels, area)
+        before, same = self._previous_swatches(labels, area)
         taught: set[int] = set()
         for i in sorted(range(1, len(colors)), key=lambda i: -area[i]):
-            k = int(before[i])
-            if k < 0 or np.linalg.norm(self.swatches[k].lab - lab[i]) > self.track_radius * self.radius:
+            tracked = int(before[i])
+            far = tracked >= 0 and np.linalg.norm(self.swatches[tracked].lab - lab[i]) > self.track_radius * self.radius
+            k = tracked
+            if k < 0 or far:
                 k = self.nearest(lab[i], int(entries[i]))
+                if k < 0 and far and same[i]:
+                    # the same region as in the previous frame (each covers half of the other),
+                    # its color moved far, to no known color: it keeps its swatch, since a new color
+                    # on the same region is the network wobbling on a part it cannot decide (an
+                    # eye near-white in one frame, yellow in the next); that color teaches nothing
+                    k = tracked
             if k < 0 and learn and area[i] >= self.min_area:
                 self.swatches.append(Swatch(int(entries[i]), np.zeros(3), 0.0, 0))
                 k = len(self.swatches) - 1
-            if k >= 0 and learn and self.swatches[k].frames < self.learn_frames:
+            wobble = far and k == tracked
+            if k >= 0 and learn and self.swatches[k].frames < self.learn_frames and not wobble:
                 w = self.swatches[k]
                 w.lab_sum = w.lab_sum + lab[i] * area[i]
                 w.weight += float(area[i])

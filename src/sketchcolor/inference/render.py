@@ -135,20 +135,29 @@ def region_colors(prediction: np.ndarray, labels: np.ndarray, sketch: np.ndarray
     """Median Lab color of ``prediction`` ``[H, W, 3]`` uint8 over each region -> Lab ``[N + 1, 3]``
     (row i is label i; row 0 unused).
 
-    With ``sketch``, a region's median is taken over its pixels farther than :data:`CORE_RADII`
-    gap radii from the lines, where they make up :data:`CORE_MIN_SHARE` of it: the network
-    darkens its paint along the lines it draws, which turned thin regions (a leg, a stripe) gray."""
+    With ``sketch``, a region's median is taken over its pixels off the lines (the pixels under
+    the lines join their nearest region, and the network paints them dark: a thin region is
+    mostly line), and of those over the ones farther than :data:`CORE_RADII` gap radii from the
+    lines where they make up :data:`CORE_MIN_SHARE` of them: the network also darkens its paint
+    along the lines, which turned thin regions (a leg, a stripe) gray."""
     lab = rgb2lab(prediction)
     n = int(labels.max())
     index = np.arange(1, n + 1)
     source = labels  # the pixels each region's median is taken over
     if sketch is not None:
-        core = distance_to_lines(sketch) > CORE_RADII * gap_radius(sketch.shape) + 1
-        inner = np.where(core, labels, 0)
-        area = np.bincount(labels.ravel(), minlength=n + 1)
-        inner_area = np.bincount(inner.ravel(), minlength=n + 1)
-        use = (inner_area > 0) & (inner_area >= CORE_MIN_SHARE * area)
-        source = np.where(use[labels], inner, labels)  # a region with enough core keeps only its core
+        distance = distance_to_lines(sketch)
+
+        def keep(source: np.ndarray, inside: np.ndarray, share: float) -> np.ndarray:
+            """``source`` with each region cut down to its pixels in ``inside``, where those are at
+            least ``share`` of it (a region made only of line pixels keeps them all)."""
+            inner = np.where(inside, source, 0)
+            area = np.bincount(source.ravel(), minlength=n + 1)
+            inner_area = np.bincount(inner.ravel(), minlength=n + 1)
+            use = (inner_area > 0) & (inner_area >= share * area)
+            return np.where(use[source], inner, source)
+
+        source = keep(source, distance > 0, 0.0)
+        source = keep(source, distance > CORE_RADII * gap_radius(sketch.shape) + 1, CORE_MIN_SHARE)
     out = np.zeros((n + 1, 3))
     for c in range(3):
         out[1:, c] = ndimage.median(lab[..., c], labels=source, index=index)
