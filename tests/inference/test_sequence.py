@@ -259,8 +259,8 @@ def test_color_book_snaps_wobbling_regions() -> None:
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped weights")
 def test_color_book_keeps_a_tracked_region_through_a_color_flip() -> None:
     """A region that stays in place but flips far in color (an eye the network paints white, then
-    yellow) keeps its swatch; when it flips to a color the book already holds (the blue around
-    it), it takes that swatch; a new part drawn over a larger old region starts its own."""
+    yellow) keeps its swatch, even when it flips to a color the book already holds (the blue
+    around it); a new part drawn over a larger old region starts its own."""
     paints, _ = _jittered_sequence(4)
     book = ColorBook(np.array([[50.0, 0, 0], [100.0, 0, 0]]), ["sha256:x"], learn_frames=2)
     alpha = np.full((40, 40), 255, np.uint8)
@@ -276,7 +276,7 @@ def test_color_book_keeps_a_tracked_region_through_a_color_flip() -> None:
     blue[inner] = blue[0, 0]
     blue[inner] = np.clip(blue[inner].astype(int) + 3, 0, 255)
     out = book.apply(blue, alpha)
-    assert np.array_equal(out[inner][0], out[0, 0]) and len(book.swatches) == 2
+    assert np.array_equal(out[inner][0], _rgb_of(red)) and len(book.swatches) == 2
     book.apply(paints[3], alpha)
     small = paints[3].copy()
     small[14:20, 16:22] = (230, 200, 40)  # a new yellow part inside the red square

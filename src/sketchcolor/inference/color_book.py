@@ -13,10 +13,11 @@ without an attention map, the entry nearest its color).
 Frame by frame, in order, every region goes to the swatch nearest its color within ``radius`` ΔE
 (Lab; a swatch of the region's own reference area counts ``entry_bonus`` ΔE nearer), or, if none
 is that near, starts a new swatch. A region that mostly covers a region of the previous frame
-keeps that region's swatch while its color stays within 1.5 ``radius``; when the two are the same
-region (each covers half of the other), farther too, unless another swatch is within ``radius``
-of it (the network can flip a small part it cannot decide between two colors from frame to
-frame; a new part drawn over a larger old one still starts its own swatch). A swatch's color is the area-weighted mean of the regions that
+keeps that region's swatch while its color stays within 1.5 ``radius``, and whatever its color
+when the two are the same region (intersection over union at least :data:`SAME_IOU`): the
+network flips a small part it cannot decide between two colors from frame to frame, and lets a
+large one drift far as the drawing moves; a new part drawn over a larger old one, or a region
+merged with its neighbour through a gap, is not the same region and goes by color. A swatch's color is the area-weighted mean of the regions that
 joined it in its first ``learn_frames`` frames, then frozen; every region is painted in its
 swatch's color (``strength`` 1: exactly; less: part of the way). So the first frames (or a book
 saved by an earlier run, :meth:`ColorBook.save` / :meth:`ColorBook.load`, plain JSON) set the
@@ -122,6 +123,11 @@ class Swatch:
         return self.lab_sum / self.weight
 
 
+# a region is the same as the previous frame's region it overlaps most when their intersection
+# over union is at least this (smooth motion keeps it near 0.8-0.9; a new part drawn over a larger
+# old region, or a region merged with its neighbour, falls well below)
+SAME_IOU = 0.6
+
 SETTINGS = {"learn_frames": 3, "radius": 10.0, "entry_bonus": 3.0, "min_share": 0.3, "strength": 1.0, "min_area": 16}
 
 
@@ -148,7 +154,7 @@ class ColorBook:
         self.swatches: list[Swatch] = []
         # temporal coherence (frames in order): a region mostly covering a region of the previous
         # frame keeps that region's swatch while its color stays within track_radius * radius, or
-        # farther when they are the same region and no other swatch is within radius (see apply)
+        # whatever its color when they are the same region (see apply)
         self.track, self.track_radius = True, 1.5
         self._previous: tuple[np.ndarray, np.ndarray] | None = None
         self.frames = 0  # frames applied (or learned from) so far
@@ -233,8 +239,8 @@ class ColorBook:
     def _previous_swatches(self, labels: np.ndarray, area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Temporal coherence: for each region, the swatch of the previous frame's region that covers
         most of it (at least half), or -1 (no previous frame, another size, no such region); and
-        whether the two are the same region (it also covers at least half of that one: not a new
-        part drawn over a larger old one). -> int ``[N + 1]``, bool ``[N + 1]``."""
+        whether the two are the same region (intersection over union at least :data:`SAME_IOU`:
+        not a new part drawn over a larger old one). -> int ``[N + 1]``, bool ``[N + 1]``."""
         out, same = np.full(len(area), -1), np.zeros(len(area), bool)
         if not self.track or self._previous is None or self._previous[0].shape != labels.shape:
             return out, same
@@ -248,7 +254,8 @@ class ColorBook:
         overlap = joint[np.arange(len(area)), best]
         ok = overlap >= 0.5 * np.maximum(area, 1)
         out[ok] = prev_chosen[best[ok]]
-        same[ok] = overlap[ok] >= 0.5 * np.maximum(prev_area[best[ok]], 1)
+        union = area[ok] + prev_area[best[ok]] - overlap[ok]
+        same[ok] = overlap[ok] >= SAME_IOU * np.maximum(union, 1)
         out[0], same[0] = -1, False
         return out, same
 
@@ -269,14 +276,12 @@ class ColorBook:
             tracked = int(before[i])
             far = tracked >= 0 and np.linalg.norm(self.swatches[tracked].lab - lab[i]) > self.track_radius * self.radius
             k = tracked
-            if k < 0 or far:
+            # the same region as in the previous frame keeps its swatch even when its color moved
+            # far: the network's colors of a part it cannot decide flip (an eye near-white in one
+            # frame, yellow in the next) or drift far as the drawing moves (a tent's pink to red
+            # over 30 frames); that color teaches nothing
+            if k < 0 or (far and not same[i]):
                 k = self.nearest(lab[i], int(entries[i]))
-                if k < 0 and far and same[i]:
-                    # the same region as in the previous frame (each covers half of the other),
-                    # its color moved far, to no known color: it keeps its swatch, since a new color
-                    # on the same region is the network wobbling on a part it cannot decide (an
-                    # eye near-white in one frame, yellow in the next); that color teaches nothing
-                    k = tracked
             if k < 0 and learn and area[i] >= self.min_area:
                 self.swatches.append(Swatch(int(entries[i]), np.zeros(3), 0.0, 0))
                 k = len(self.swatches) - 1
