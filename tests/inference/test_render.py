@@ -358,3 +358,22 @@ def test_a_thin_region_takes_its_color_off_the_lines():
     assert (labels[48:54] == band).all() and (labels[40:62] == band).sum() > 2 * 6 * 120
     blue = rgb2lab(np.array([[[90, 170, 230]]], np.uint8))[0, 0]
     assert np.linalg.norm(region_colors(pred, labels, sketch)[band] - blue) < 3
+
+
+def test_region_colors_on_a_large_picture_sample_a_grid_and_keep_small_regions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above COLOR_SAMPLE_PIXELS the medians are taken over a grid of pixels: a smooth region gets
+    nearly its full median, a region the grid misses (2 x 2 px) its own color, not nothing."""
+    import sketchcolor.inference.render as render
+
+    rng = np.random.default_rng(0)
+    labels = np.ones((200, 200), np.int32)
+    labels[101:103, 101:103] = 2  # off every 7th row and column: the grid misses it
+    pred = np.zeros((200, 200, 3), np.uint8)
+    pred[..., 0] = np.clip(120 + np.linspace(-40, 40, 200)[None, :] + rng.normal(0, 3, (200, 200)), 0, 255)
+    pred[..., 1], pred[..., 2] = 90, 60
+    pred[101:103, 101:103] = (20, 200, 40)
+    full = render.region_colors(pred, labels)
+    monkeypatch.setattr(render, "COLOR_SAMPLE_PIXELS", 1000)  # grid step ceil(sqrt(40)) = 7
+    sampled = render.region_colors(pred, labels)
+    assert np.linalg.norm(sampled[1] - full[1]) < 1.0
+    assert np.allclose(sampled[2], full[2]) and sampled[2, 1] < -50  # the small green region

@@ -12,12 +12,13 @@ without an attention map, the entry nearest its color).
 
 Frame by frame, in order, every region goes to the swatch nearest its color within ``radius`` ΔE
 (Lab; a swatch of the region's own reference area counts ``entry_bonus`` ΔE nearer), or, if none
-is that near, starts a new swatch. A region that mostly covers a region of the previous frame
-keeps that region's swatch while its color stays within 1.5 ``radius``, and whatever its color
-when the two are the same region (intersection over union at least :data:`SAME_IOU`): the
+is that near, starts a new swatch. A region that lies mostly within a region of the previous
+frame keeps that region's swatch while its color stays within 1.5 ``radius``, and whatever its
+color when the two are the same region (intersection over union at least :data:`SAME_IOU`): the
 network flips a small part it cannot decide between two colors from frame to frame, and lets a
-large one drift far as the drawing moves; a new part drawn over a larger old one, or a region
-merged with its neighbour through a gap, is not the same region and goes by color. A swatch's color is the area-weighted mean of the regions that
+large one drift far as the drawing moves. A new part drawn over a larger old region, or a region
+merged through a gap with a neighbour more than two thirds its size, is not the same region and
+goes by color (one merged with a smaller neighbour keeps its swatch). A swatch's color is the area-weighted mean of the regions that
 joined it in its first ``learn_frames`` frames, then frozen; every region is painted in its
 swatch's color (``strength`` 1: exactly; less: part of the way). So the first frames (or a book
 saved by an earlier run, :meth:`ColorBook.save` / :meth:`ColorBook.load`, plain JSON) set the
@@ -125,7 +126,7 @@ class Swatch:
 
 # a region is the same as the previous frame's region it overlaps most when their intersection
 # over union is at least this (smooth motion keeps it near 0.8-0.9; a new part drawn over a larger
-# old region, or a region merged with its neighbour, falls well below)
+# old region, or a region merged with a neighbour more than 2/3 of its size, falls below)
 SAME_IOU = 0.6
 
 SETTINGS = {"learn_frames": 3, "radius": 10.0, "entry_bonus": 3.0, "min_share": 0.3, "strength": 1.0, "min_area": 16}

@@ -24,6 +24,7 @@ colors uint8 ``[H, W, 3]``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,9 +55,12 @@ CLOSE_MAX_LENGTH, CLOSE_NEIGHBOURS, CLOSE_MAX_ENDS = 0.6, 8, 400
 # Two ends are joined only where their strokes run the same way (cosine of their directions at
 # least CLOSE_PARALLEL) and the join crosses them (|cosine| with each at most CLOSE_ACROSS).
 CLOSE_PARALLEL, CLOSE_ACROSS = 0.7, 0.5
-# A region's color is its median over the pixels farther than this many gap radii from the lines
-# (the network paints a dark halo along its lines), where they make up CORE_MIN_SHARE of it.
+# A region's color is its median over its pixels off the lines, and of those over the ones farther
+# than this many gap radii from the lines (the network paints a dark halo along its lines), where
+# they make up CORE_MIN_SHARE of its pixels off the lines.
 CORE_RADII, CORE_MIN_SHARE = 2.0, 0.2
+# Region colors are medians over a regular grid of at most about this many pixels (see region_colors).
+COLOR_SAMPLE_PIXELS = 1_000_000
 # Paper: a region that touches the border and whose color is this close to white is painted white.
 PAPER_LIGHTNESS, PAPER_CHROMA = 85.0, 12.0
 
@@ -139,8 +143,12 @@ def region_colors(prediction: np.ndarray, labels: np.ndarray, sketch: np.ndarray
     the lines join their nearest region, and the network paints them dark: a thin region is
     mostly line), and of those over the ones farther than :data:`CORE_RADII` gap radii from the
     lines where they make up :data:`CORE_MIN_SHARE` of them: the network also darkens its paint
-    along the lines, which turned thin regions (a leg, a stripe) gray."""
-    lab = rgb2lab(prediction)
+    along the lines, which turned thin regions (a leg, a stripe) gray.
+
+    On a picture of more than :data:`COLOR_SAMPLE_PIXELS` pixels the medians are taken over a
+    regular grid of them (every region missing from the grid keeps all its pixels): the Lab
+    conversion and the medians' sorting took most of a 2048 px render, and the prediction is the
+    network's output upsampled from its own size, so its colors vary slowly."""
     n = int(labels.max())
     index = np.arange(1, n + 1)
     source = labels  # the pixels each region's median is taken over
@@ -158,10 +166,17 @@ def region_colors(prediction: np.ndarray, labels: np.ndarray, sketch: np.ndarray
 
         source = keep(source, distance > 0, 0.0)
         source = keep(source, distance > CORE_RADII * gap_radius(sketch.shape) + 1, CORE_MIN_SHARE)
+    step = math.ceil(math.sqrt(source.size / COLOR_SAMPLE_PIXELS))
+    picked = np.zeros(source.shape, bool)
+    picked[::step, ::step] = True
+    if step > 1:
+        on_grid = np.bincount(source[picked], minlength=n + 1) > 0
+        picked |= ~on_grid[source]  # a region the grid misses (a small one) keeps all its pixels
+    lab = rgb2lab(prediction[picked].reshape(-1, 1, 3)).reshape(-1, 3)
     out = np.zeros((n + 1, 3))
     for c in range(3):
-        out[1:, c] = ndimage.median(lab[..., c], labels=source, index=index)
-    return np.nan_to_num(out)  # labels with no pixel left (split away) get 0; they paint nothing
+        out[1:, c] = ndimage.median(lab[:, c], labels=source[picked], index=index)
+    return np.nan_to_num(out)  # a label with no pixel left (split away) gets an undefined value; it paints nothing
 
 
 def reference_palette(reference: np.ndarray, k: int = 8, seed: int = 0) -> np.ndarray:
@@ -361,9 +376,12 @@ def split_open_regions(prediction: np.ndarray, labels: np.ndarray, sketch: np.nd
     border = border_labels(labels)
     r = gap_radius(labels.shape)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    lab = rgb2lab(cv2.medianBlur(prediction, 2 * r + 1))
-    inked = (lab[..., 0] < 80.0) | (np.hypot(lab[..., 1], lab[..., 2]) > 18.0)
-    inked = cv2.morphologyEx((inked & np.isin(labels, border)).astype(np.uint8), cv2.MORPH_OPEN, disc)
+    in_border = np.isin(labels, border)
+    # Lab only where it is used (the slow part of a 2048 px render)
+    lab = rgb2lab(cv2.medianBlur(prediction, 2 * r + 1)[in_border].reshape(-1, 1, 3)).reshape(-1, 3)
+    inked = np.zeros(labels.shape, np.uint8)
+    inked[in_border] = (lab[:, 0] < 80.0) | (np.hypot(lab[:, 1], lab[:, 2]) > 18.0)
+    inked = cv2.morphologyEx(inked, cv2.MORPH_OPEN, disc)
     lines = cv2.dilate(line_mask(sketch).astype(np.uint8), disc).astype(bool)
     ring_disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * r + 3, 4 * r + 3))
     pad = 2 * r + 1
