@@ -377,3 +377,23 @@ def test_region_colors_on_a_large_picture_sample_a_grid_and_keep_small_regions(m
     sampled = render.region_colors(pred, labels)
     assert np.linalg.norm(sampled[1] - full[1]) < 1.0
     assert np.allclose(sampled[2], full[2]) and sampled[2, 1] < -50  # the small green region
+
+
+def test_a_region_painted_in_several_colors_takes_the_dominant_one_not_their_mix():
+    """The network paints a region 40% red, 35% white, 25% green: the per-channel median of all
+    its pixels mixes them into a color no one painted; the region takes the red, the median of
+    the pixels near its dominant color."""
+    from skimage.color import rgb2lab
+
+    from sketchcolor.inference.render import dominant_colors, region_colors
+
+    labels = np.ones((40, 50), np.int32)
+    pred = np.full((40, 50, 3), 255, np.uint8)
+    pred[:16] = (200, 30, 40)
+    pred[30:] = (40, 160, 60)
+    lab = rgb2lab(pred).reshape(-1, 3)
+    painted = rgb2lab(np.array([[[200, 30, 40], [255, 255, 255], [40, 160, 60]]], np.uint8))[0]
+    mixed = np.median(lab, axis=0)  # the plain median: far from all three colors
+    assert np.linalg.norm(painted - mixed, axis=1).min() > 20
+    assert np.linalg.norm(dominant_colors(lab, labels.ravel(), 1)[1] - painted[0]) < 16  # a bin's center
+    assert np.linalg.norm(region_colors(pred, labels)[1] - painted[0]) < 1e-6

@@ -61,6 +61,8 @@ CLOSE_PARALLEL, CLOSE_ACROSS = 0.7, 0.5
 CORE_RADII, CORE_MIN_SHARE = 2.0, 0.2
 # Region colors are medians over a regular grid of at most about this many pixels (see region_colors).
 COLOR_SAMPLE_PIXELS = 1_000_000
+# ... and over the pixels within this many ΔE of the region's dominant color (see dominant_colors).
+DOMINANT_RADIUS = 25.0
 # Paper: a region that touches the border and whose color is this close to white is painted white.
 PAPER_LIGHTNESS, PAPER_CHROMA = 85.0, 12.0
 
@@ -136,8 +138,10 @@ def segment_regions(sketch: np.ndarray, radius: int | None = None) -> np.ndarray
 
 
 def region_colors(prediction: np.ndarray, labels: np.ndarray, sketch: np.ndarray | None = None) -> np.ndarray:
-    """Median Lab color of ``prediction`` ``[H, W, 3]`` uint8 over each region -> Lab ``[N + 1, 3]``
-    (row i is label i; row 0 unused).
+    """Each region's color in ``prediction`` ``[H, W, 3]`` uint8 -> Lab ``[N + 1, 3]`` (row i is
+    label i; row 0 unused): the median Lab over its pixels within :data:`DOMINANT_RADIUS` ΔE of its
+    dominant color (:func:`dominant_colors`), so that a region the network paints in several
+    colors takes the main one instead of a mix of them.
 
     With ``sketch``, a region's median is taken over its pixels off the lines (the pixels under
     the lines join their nearest region, and the network paints them dark: a thin region is
@@ -173,10 +177,42 @@ def region_colors(prediction: np.ndarray, labels: np.ndarray, sketch: np.ndarray
         on_grid = np.bincount(source[picked], minlength=n + 1) > 0
         picked |= ~on_grid[source]  # a region the grid misses (a small one) keeps all its pixels
     lab = rgb2lab(prediction[picked].reshape(-1, 1, 3)).reshape(-1, 3)
+    owner = source[picked]
+    # the median of the pixels near each region's dominant color, not of all of them: a region the
+    # network paints half red, half white would otherwise get a grey no one painted
+    near = np.linalg.norm(lab - dominant_colors(lab, owner, n)[owner], axis=1) <= DOMINANT_RADIUS
+    owner = np.where(near, owner, 0)
     out = np.zeros((n + 1, 3))
     for c in range(3):
-        out[1:, c] = ndimage.median(lab[:, c], labels=source[picked], index=index)
+        out[1:, c] = ndimage.median(lab[:, c], labels=owner, index=index)
     return np.nan_to_num(out)  # a label with no pixel left (split away) gets an undefined value; it paints nothing
+
+
+def dominant_colors(lab: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Each region's most frequent color: Lab ``[N, 3]`` pixels owned by regions ``owner`` ``[N]``
+    (0..n) -> Lab ``[n + 1, 3]``, the center of the region's fullest bin of a coarse Lab histogram
+    (10 x 16 x 16 units, counts summed over the 3 x 3 x 3 neighbouring bins so a color on a bin
+    edge is not split). Hand-written over sparse keys: a dense histogram per region would take
+    2,560 counts for each of thousands of regions."""
+    bins = np.stack([np.clip(lab[:, 0] // 10, 0, 9), np.clip((lab[:, 1] + 128) // 16, 0, 15),
+                     np.clip((lab[:, 2] + 128) // 16, 0, 15)], axis=1).astype(np.int64)
+    keys, counts = np.unique(owner.astype(np.int64) * 2560 + bins @ np.array([256, 16, 1]), return_counts=True)
+    region, cell = keys // 2560, keys % 2560
+    cl, ca, cb = cell // 256, cell // 16 % 16, cell % 16
+    summed = np.zeros(len(keys))
+    for dl in (-1, 0, 1):
+        for da in (-1, 0, 1):
+            for db in (-1, 0, 1):
+                inside = (0 <= cl + dl) & (cl + dl < 10) & (0 <= ca + da) & (ca + da < 16) & (0 <= cb + db) & (cb + db < 16)
+                other = keys + dl * 256 + da * 16 + db
+                at = np.minimum(np.searchsorted(keys, other), len(keys) - 1)
+                hit = inside & (keys[at] == other)
+                summed[hit] += counts[at[hit]]
+    order = np.lexsort((-summed, region))  # by region, fullest first
+    first = order[np.r_[True, region[order][1:] != region[order][:-1]]]
+    out = np.zeros((n + 1, 3))
+    out[region[first]] = np.stack([cl[first] * 10 + 5.0, ca[first] * 16 - 120.0, cb[first] * 16 - 120.0], axis=1)
+    return out
 
 
 def reference_palette(reference: np.ndarray, k: int = 8, seed: int = 0) -> np.ndarray:
