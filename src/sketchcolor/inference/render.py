@@ -179,7 +179,7 @@ def region_colors(prediction: np.ndarray, labels: np.ndarray, sketch: np.ndarray
     lab = rgb2lab(prediction[picked].reshape(-1, 1, 3)).reshape(-1, 3)
     owner = source[picked]
     # the median of the pixels near each region's dominant color, not of all of them: a region the
-    # network paints half red, half white would otherwise get a grey no one painted
+    # network paints red, white and green would otherwise get a per-channel mix no one painted
     near = np.linalg.norm(lab - dominant_colors(lab, owner, n)[owner], axis=1) <= DOMINANT_RADIUS
     owner = np.where(near, owner, 0)
     out = np.zeros((n + 1, 3))
