@@ -270,6 +270,10 @@ class LossConfig:
     # (ModelConfig.color_path) and the target average-pooled to the same cells. It supervises the
     # correspondence with colors, beside the triplet loss's supervision with positions.
     lambda_warp: float = 0.0
+    # Not in the paper: each step also colorizes half the batch's sketches with the next picture's
+    # reference and scores how far the output's colors are from that picture's (sliced Wasserstein
+    # in Lab / 100, losses.cross_color): the setting of use, which self-references never show.
+    lambda_cross: float = 0.0
     triplet_margin: float = 12.0
     # Negatives sampled per query for the triplet loss.
     triplet_negatives: int = 1
@@ -289,7 +293,8 @@ class LossConfig:
 
     def validate(self) -> None:
         """Weights finite and >= 0; names from the lists the losses know."""
-        for name in ("lambda_rec", "lambda_tr", "lambda_adv", "lambda_perc", "lambda_style", "lambda_warp"):
+        for name in ("lambda_rec", "lambda_tr", "lambda_adv", "lambda_perc", "lambda_style", "lambda_warp",
+                     "lambda_cross"):
             _num_in(f"loss.{name}", getattr(self, name), 0.0, 1e6)
         _num_in("loss.r1_gamma", self.r1_gamma, 0.0, 1e6)
         _num_in("loss.triplet_margin", self.triplet_margin, 0.0, 1e4)
@@ -486,7 +491,7 @@ SPEED_FIELDS: frozenset[str] = frozenset({"train.mixed_precision", "train.channe
 # Fields added later whose default is exactly what every model or run saved before them computes
 # or trained with (there was no other choice then), so such a config loads with it; a config that
 # names another value is read as written. Every other field stays required.
-ADDED_FIELDS: frozenset[str] = frozenset({"model.attention_norm", "loss.r1_gamma", "train.max_rewinds",
+ADDED_FIELDS: frozenset[str] = frozenset({"model.attention_norm", "loss.r1_gamma", "loss.lambda_cross", "train.max_rewinds",
                                           "train.rewind_lr_factor", "train.break_factor"})
 
 

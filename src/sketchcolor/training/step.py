@@ -17,8 +17,10 @@ from torch.profiler import record_function
 
 from sketchcolor.config import LossConfig
 from sketchcolor.losses.adversarial import r1_penalty
+from sketchcolor.losses.cross_color import CrossPairs
 from sketchcolor.losses.objective import discriminator_objective, generator_terms
 from sketchcolor.losses.triplet import BatchShard
+from sketchcolor.models.generator import ColorizerOutput
 
 
 class DiscriminatorPair(nn.Module):
@@ -82,6 +84,20 @@ class StepOptions:
         else:
             with torch.autocast(device_type=self.device_type, dtype=self.autocast):
                 yield
+
+
+def cross_rows(batch_size: int) -> int:
+    """How many of a (per-process) batch's sketches ``loss.lambda_cross`` also colorizes with the
+    next picture's reference: half, none for a batch of one (no other picture to take)."""
+    return batch_size // 2
+
+
+def _split(out: ColorizerOutput, b: int) -> tuple[ColorizerOutput, torch.Tensor]:
+    """The first ``b`` rows of a joint forward (the batch's own pairs) and the images of the rest."""
+    def head(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t[:b]
+    return (ColorizerOutput(out.image[:b], head(out.attention), head(out.query), head(out.key),
+                            head(out.warped_colors)), out.image[b:])
 
 
 def _grad_norm(params: list[torch.nn.Parameter]) -> torch.Tensor | None:
@@ -154,9 +170,19 @@ def train_step(
     opts = options or StepOptions()
     pair = d_pair if d_pair is not None else DiscriminatorPair(discriminator)
     sketch, reference, target = batch["sketch"], batch["reference"], batch["target"]
+    b = sketch.shape[0]
+    n_cross = cross_rows(b) if cfg.lambda_cross else 0
     # record_function names the phases in a torch.profiler trace (bench/train_throughput.py)
     with opts.autocasting(), record_function("G forward"):
-        out = generator(sketch, reference)
+        if n_cross:
+            # sketch i with picture i+1's reference, in the same forward call (DDP wants one per
+            # backward; G has no batch statistics, so the rows do not mix)
+            out, cross_image = _split(generator(torch.cat([sketch, sketch[:n_cross]]),
+                                                torch.cat([reference, reference[1:n_cross + 1]])), b)
+        else:
+            out = generator(sketch, reference)
+    cross = (CrossPairs(cross_image, sketch[:n_cross], target[1:n_cross + 1], sketch[1:n_cross + 1], target[:n_cross])
+             if n_cross else None)
     metrics: dict[str, float] = {}
     if cfg.lambda_adv:
         with opts.autocasting(), record_function("D forward"):
@@ -171,7 +197,7 @@ def train_step(
     try:
         with opts.autocasting(), record_function("G losses forward"):
             g_terms = generator_terms(out, sketch, target, batch["correspondence"], discriminator, cfg, vgg, gen,
-                                      opts.shard)
+                                      opts.shard, cross)
         # one device sync for all terms, not one per term
         values = torch.stack([v.detach().float() for v in g_terms.values()]).tolist()
         metrics.update(zip(g_terms, values))

@@ -1,4 +1,5 @@
-"""Held-out scores logged during training: L1, reference responsiveness, correspondence accuracy.
+"""Held-out scores logged during training: L1, reference responsiveness, correspondence accuracy,
+cross-reference color distance.
 
 They decide which checkpoint a run keeps (``model/`` is the best one, not the last). Evaluation
 reuses :func:`correspondence_accuracy` (it stands on training; training never imports evaluation).
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from sketchcolor.data.color import chroma, follow_score, rotate_hue, to_lab
+from sketchcolor.losses.cross_color import CrossPairs, cross_color_loss
 
 # Turns of the reference's hues (degrees) used by reference responsiveness.
 RESPONSIVENESS_TURNS = (90.0, 180.0, 270.0)
@@ -110,11 +112,13 @@ def responsiveness(outputs: torch.Tensor, turned: dict[float, torch.Tensor]) -> 
 @torch.no_grad()
 def validate(generator: nn.Module, batches: list[dict[str, torch.Tensor]], device: torch.device,
              grid: tuple[int, int]) -> dict[str, float]:
-    """``val_l1`` (to the target), ``val_responsiveness`` (on references that have hues) and
-    ``val_corr_within_one`` over fixed held-out triplet batches."""
+    """``val_l1`` (to the target), ``val_responsiveness`` (on references that have hues),
+    ``val_corr_within_one`` and ``val_cross_color`` (sketch i with picture i+1's reference:
+    :func:`sketchcolor.losses.cross_color.cross_color_loss` on fixed directions, Lab / 100) over
+    fixed held-out triplet batches."""
     was_training = generator.training
     generator.eval()
-    l1, n, follow, corr = 0.0, 0, [], []
+    l1, n, follow, corr, cross = 0.0, 0, [], [], []
     for b in batches:
         b = {k: v.to(device) for k, v in b.items()}
         out = generator(b["sketch"], b["reference"])
@@ -128,16 +132,25 @@ def validate(generator: nn.Module, batches: list[dict[str, torch.Tensor]], devic
             turned = {deg: generator(b["sketch"][keep], rotate_hue(ref, math.radians(deg))).image.cpu()
                       for deg in RESPONSIVENESS_TURNS}
             follow += responsiveness(out.image[keep].cpu(), turned)
+        if b["sketch"].shape[0] > 1:
+            pairs = CrossPairs(generator(b["sketch"][:-1], b["reference"][1:]).image, b["sketch"][:-1],
+                               b["target"][1:], b["sketch"][1:], b["target"][:-1])
+            cross.append(float(cross_color_loss(pairs, torch.Generator().manual_seed(0))))
     generator.train(was_training)
     scores = {"val_l1": l1 / max(n, 1)}
     if follow:
         scores["val_responsiveness"] = sum(follow) / len(follow)
     if corr:
         scores["val_corr_within_one"] = CorrespondenceScores.combine(corr).within_one
+    if cross:
+        scores["val_cross_color"] = sum(cross) / len(cross)
     return scores
 
 
 def selection_score(scores: dict[str, float]) -> float:
     """Higher is better: the checkpoint a run keeps. Responsiveness (-1..1) is what the model is
-    for; L1 (0..2) breaks ties and guards against a model that follows hues but paints badly."""
-    return scores.get("val_responsiveness", 0.0) - 2.0 * scores["val_l1"]
+    for; L1 (0..2) breaks ties and guards against a model that follows hues but paints badly; the
+    cross color distance (Lab / 100, about 0.05-0.1) guards against one that copies hues but not
+    the colors of another picture's reference."""
+    return (scores.get("val_responsiveness", 0.0) - 2.0 * scores["val_l1"]
+            - 2.0 * scores.get("val_cross_color", 0.0))
