@@ -62,6 +62,48 @@ def test_color_distance_zero_for_same_colors_and_grows_with_shift() -> None:
     assert M.color_distance(out, flat) > 1.0
 
 
+def _framed(inner: tuple[int, int, int], paper: tuple[int, int, int] = (255, 255, 255), size: int = 64,
+            box: tuple[int, int] = (16, 48)) -> tuple[np.ndarray, np.ndarray]:
+    """A square drawn at ``box`` on paper: (sketch ``[size, size]``, picture ``[size, size, 3]``)
+    with the square painted ``inner`` and the paper ``paper``."""
+    a, b = box
+    sketch = np.full((size, size), 255, np.uint8)
+    sketch[a:b, a:b] = 0
+    sketch[a + 2:b - 2, a + 2:b - 2] = 255
+    picture = np.empty((size, size, 3), np.uint8)
+    picture[:] = paper
+    picture[a + 2:b - 2, a + 2:b - 2] = inner
+    picture[sketch < 128] = 0
+    return sketch, picture
+
+
+def test_drawing_color_distance_leaves_the_paper_out() -> None:
+    # reference: a small red square on a lot of white paper; output: a large red square on
+    # little paper. The shares of paper differ, the drawings' colors do not.
+    ref_sketch, ref = _framed((220, 30, 30), box=(24, 40))
+    sketch, out = _framed((220, 30, 30), box=(4, 60))
+    assert M.drawing_color_distance(out, sketch, ref, ref_sketch) == pytest.approx(0.0, abs=1e-9)
+    assert M.color_distance(out, ref, sketch) > 10  # the paper counted: far apart
+    # painting the paper in the reference's red helps the plain distance, not the drawing's
+    painted = out.copy()
+    painted[M.around_drawing(sketch) & M.painted_mask(sketch)] = (220, 30, 30)
+    assert M.drawing_color_distance(painted, sketch, ref, ref_sketch) == pytest.approx(0.0, abs=1e-9)
+    # another color inside the drawing is seen
+    _, blue = _framed((30, 30, 220), box=(4, 60))
+    assert M.drawing_color_distance(blue, sketch, ref, ref_sketch) > 20
+
+
+def test_reference_drawing_mask_keeps_a_full_frame_picture() -> None:
+    # a flag: its "paper" around the drawn square is green, so it is content and counts
+    ref_sketch, flag = _framed((220, 30, 30), paper=(30, 160, 60))
+    mask = M.reference_drawing_mask(flag, ref_sketch)
+    assert mask[2, 2] and mask[30, 30] and not mask[16, 30]  # the field, the square, not a line
+    _, paper = _framed((220, 30, 30))
+    assert not M.reference_drawing_mask(paper, ref_sketch)[2, 2]
+    blank = np.full((64, 64), 255, np.uint8)  # no lines: all of it is "around the drawing"
+    assert np.isnan(M.drawing_color_distance(paper, blank, flag, ref_sketch))
+
+
 def test_sliced_wasserstein_of_a_shift() -> None:
     # Shifting a cloud by d moves each projection by d . u: the mean |d . u| over the directions.
     rng = np.random.default_rng(2)

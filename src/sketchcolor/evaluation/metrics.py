@@ -16,7 +16,8 @@ from skimage.color import rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from sketchcolor.data.io import to_gray
-from sketchcolor.inference.render import LINE_THRESHOLD, line_mask  # one definition of a line pixel for rendering and scoring
+# one definition of a line pixel (and of the paper around a drawing) for rendering and scoring
+from sketchcolor.inference.render import LINE_THRESHOLD, line_mask, outside_labels, segment_regions
 # correspondence accuracy is defined beside the training validation that logs it; re-exported for the tables
 from sketchcolor.training.validation import CorrespondenceScores, correspondence_accuracy, neighbourhood  # noqa: F401
 
@@ -126,6 +127,45 @@ def color_distance(
         lab_out = lab_out[painted_mask(sketch).reshape(-1)]
     if reference_mask is not None:
         lab_ref = lab_ref[np.asarray(reference_mask, bool).reshape(-1)]
+    return sliced_wasserstein(lab_out, lab_ref, n_directions=n_directions, seed=seed)
+
+
+# Paper: near-white pixels (CIELAB L > 90, chroma < 6) in the region around a drawing.
+PAPER_L, PAPER_CHROMA = 90.0, 6.0
+
+
+def around_drawing(sketch: np.ndarray) -> np.ndarray:
+    """bool ``[H, W]``: the region(s) around the drawing, as the ``regions`` rendering finds them
+    (the line-art region holding most of the picture's frame; :func:`outside_labels`)."""
+    labels = segment_regions(sketch)
+    return np.isin(labels, outside_labels(labels, sketch=sketch))
+
+
+def reference_drawing_mask(reference: np.ndarray, sketch: np.ndarray) -> np.ndarray:
+    """bool ``[H, W]``: the reference's own drawing: off the lines of its ``sketch`` and not its
+    paper (near-white pixels around the drawing). A full-frame picture (a flag) keeps its colors."""
+    lab = rgb2lab(reference)
+    paper = (lab[..., 0] > PAPER_L) & (np.hypot(lab[..., 1], lab[..., 2]) < PAPER_CHROMA)
+    return painted_mask(sketch) & ~(around_drawing(sketch) & paper)
+
+
+def drawing_color_distance(output: np.ndarray, sketch: np.ndarray, reference: np.ndarray,
+                           reference_sketch: np.ndarray, n_directions: int = 64, seed: int = 0) -> float:
+    """:func:`color_distance` between the drawings alone: the output's pixels off the lines of
+    ``sketch`` and not in the region around the drawing, against the reference's own drawing
+    (:func:`reference_drawing_mask`). The paper is left out on both sides because two drawings
+    cover different shares of theirs: with it, a method scores better for painting the paper
+    around the drawing in the reference's colors (patch copying does), which no artist wants.
+    NaN when either side has no such pixel."""
+    _check_rgb(output, "output")
+    _check_sketch(sketch, output.shape)
+    _check_sketch(reference_sketch, reference.shape)
+    keep = painted_mask(sketch) & ~around_drawing(sketch)
+    ref_keep = reference_drawing_mask(reference, reference_sketch)
+    if not keep.any() or not ref_keep.any():
+        return float("nan")
+    lab_out = rgb2lab(output)[keep]
+    lab_ref = rgb2lab(reference)[ref_keep]
     return sliced_wasserstein(lab_out, lab_ref, n_directions=n_directions, seed=seed)
 
 

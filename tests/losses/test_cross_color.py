@@ -1,0 +1,140 @@
+"""The cross-reference color term (loss.lambda_cross): a differentiable sliced Wasserstein in Lab
+that leaves lines and paper out, and its place in the training step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sketchcolor.config import LossConfig
+from sketchcolor.evaluation.metrics import sliced_wasserstein
+from sketchcolor.losses.cross_color import CrossPairs, cross_color_loss
+from sketchcolor.models import Colorizer, PatchDiscriminator
+from sketchcolor.training.step import cross_rows, train_step
+from sketchcolor.training.validation import validate
+
+def _flat(colors: list[tuple[float, float, float]], shares: list[float], size: int = 32) -> torch.Tensor:
+    """``[3, size, size]`` in [-1, 1]: horizontal bands of ``colors`` (RGB in [0, 1]) covering ``shares``."""
+    img = torch.empty(3, size, size)
+    rows = np.round(np.cumsum([0.0] + shares) * size).astype(int)
+    for c, a, b in zip(colors, rows[:-1], rows[1:]):
+        img[:, a:b] = torch.tensor(c)[:, None, None] * 2 - 1
+    return img
+
+
+def _pairs(image: torch.Tensor, target: torch.Tensor, own: torch.Tensor | None = None,
+           sketch: torch.Tensor | None = None, target_sketch: torch.Tensor | None = None) -> CrossPairs:
+    blank = torch.ones(1, 1, *image.shape[-2:])
+    return CrossPairs(image[None], blank if sketch is None else sketch[None], target[None],
+                      blank if target_sketch is None else target_sketch[None],
+                      torch.zeros_like(image)[None] if own is None else own[None])
+
+
+def _gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+def test_zero_for_the_same_colors_in_another_arrangement() -> None:
+    a = _flat([(1, 0, 0), (0, 0.5, 1), (0.2, 0.8, 0.2)], [0.5, 0.25, 0.25])
+    b = torch.flip(a, dims=[1])  # same colors, same shares, other places
+    assert float(cross_color_loss(_pairs(a, b), _gen())) == pytest.approx(0.0, abs=1e-4)
+    other = _flat([(1, 0, 0), (0, 0.5, 1), (0.2, 0.8, 0.2)], [0.25, 0.25, 0.5])
+    assert float(cross_color_loss(_pairs(a, other), _gen())) > 0.02
+
+
+def test_agrees_with_the_evaluation_metric() -> None:
+    """The same estimator as evaluation.metrics.sliced_wasserstein (other random directions): a
+    pure shift of the colors scores about the same in both, in Lab / 100."""
+    from skimage.color import rgb2lab
+    a = _flat([(0.9, 0.2, 0.1), (0.1, 0.3, 0.9)], [0.6, 0.4])
+    b = _flat([(0.8, 0.7, 0.1), (0.1, 0.7, 0.5)], [0.6, 0.4])
+    ours = float(cross_color_loss(_pairs(a, b), _gen(), n_directions=256)) * 100
+    lab = [rgb2lab(((x + 1) / 2).permute(1, 2, 0).numpy()).reshape(-1, 3) for x in (a, b)]
+    assert ours == pytest.approx(sliced_wasserstein(*lab, n_directions=256), rel=0.1)
+
+
+def test_paper_and_lines_are_left_out() -> None:
+    """Extra white paper in the output's picture, and black lines in the target's, change nothing."""
+    colors = [(1, 0, 0), (0, 0, 1)]
+    target = _flat(colors, [0.5, 0.5])
+    target_sketch = torch.ones(1, 32, 32)
+    target[:, :, :4] = -1.0  # the target's own black lines ...
+    target_sketch[:, :, :4] = -1.0  # ... where its sketch has lines
+    own = _flat([(1, 1, 1), (0.5, 0.5, 0.5)], [0.5, 0.5])  # picture i: paper on top
+    image = _flat([(1, 1, 1), (1, 0, 0), (0, 0, 1)], [0.5, 0.25, 0.25])  # paints the paper white
+    loss = cross_color_loss(_pairs(image, target, own, target_sketch=target_sketch), _gen())
+    assert float(loss) == pytest.approx(0.0, abs=1e-3)
+    # counted, the paper would be far from the target's colors
+    counted = cross_color_loss(_pairs(image, target, own=-torch.ones(3, 32, 32), target_sketch=target_sketch), _gen())
+    assert float(counted) > 0.1
+
+
+def test_gradient_moves_the_colors_toward_the_target() -> None:
+    target = _flat([(1, 0, 0), (0, 0, 1)], [0.5, 0.5])
+    image = (_flat([(0.6, 0.4, 0.4), (0.4, 0.4, 0.6)], [0.5, 0.5])).requires_grad_(True)
+    opt = torch.optim.Adam([image], lr=0.02)
+    first = None
+    for _ in range(30):
+        loss = cross_color_loss(_pairs(image, target), _gen())
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(cross_color_loss(_pairs(image, target), _gen())) < 0.5 * first
+
+
+def test_no_usable_pair_gives_zero_with_a_graph() -> None:
+    image = torch.zeros(3, 32, 32, requires_grad=True)
+    lines = -torch.ones(1, 32, 32)  # a sketch that is all lines
+    loss = cross_color_loss(_pairs(image, image.detach(), sketch=lines), _gen())
+    assert float(loss) == 0.0
+    loss.backward()
+    assert image.grad is not None
+
+
+def test_cross_rows() -> None:
+    assert [cross_rows(b) for b in (1, 2, 3, 8)] == [0, 1, 1, 4]
+
+
+def _batch(b: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return {"sketch": torch.rand(b, 1, 32, 32, generator=g) * 2 - 1,
+            "reference": torch.rand(b, 3, 32, 32, generator=g) * 2 - 1,
+            "target": torch.rand(b, 3, 32, 32, generator=g) * 2 - 1,
+            "correspondence": torch.arange(64).repeat(b, 1)}
+
+
+def test_train_step_reports_the_term_only_when_weighted(tiny_model_cfg) -> None:
+    def step(lambda_cross: float) -> tuple[dict[str, float], Colorizer]:
+        torch.manual_seed(0)
+        g, d = Colorizer(tiny_model_cfg), PatchDiscriminator(tiny_model_cfg)
+        opt_g, opt_d = torch.optim.Adam(g.parameters(), 1e-3), torch.optim.Adam(d.parameters(), 1e-3)
+        cfg = LossConfig(lambda_perc=0, lambda_style=0, lambda_cross=lambda_cross)
+        return train_step(g, d, opt_g, opt_d, _batch(4), cfg, None, torch.Generator().manual_seed(0)), g
+
+    off, g_off = step(0.0)
+    on, g_on = step(5.0)
+    assert "cross" not in off and on["cross"] > 0
+    # the batch's own terms are those of the same rows whether or not the cross rows ride along
+    assert on["rec"] == pytest.approx(off["rec"], rel=1e-5)
+    assert on["total"] == pytest.approx(off["total"] + 5.0 * on["cross"], rel=1e-4)
+    assert any(not torch.equal(a, b) for a, b in zip(g_on.parameters(), g_off.parameters()))
+
+
+def test_train_step_with_a_batch_of_one_has_no_cross_term(tiny_model_cfg) -> None:
+    torch.manual_seed(0)
+    g, d = Colorizer(tiny_model_cfg), PatchDiscriminator(tiny_model_cfg)
+    opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+    out = train_step(g, d, opt_g, opt_d, _batch(1), LossConfig(lambda_perc=0, lambda_style=0, lambda_cross=5.0),
+                     None, torch.Generator().manual_seed(0))
+    assert "cross" not in out and out["skipped"] == 0.0
+
+
+def test_validation_logs_the_cross_color_distance(tiny_model_cfg) -> None:
+    torch.manual_seed(0)
+    g = Colorizer(tiny_model_cfg)
+    scores = validate(g, [_batch(3)], torch.device("cpu"), (8, 8))
+    assert 0 < scores["val_cross_color"] < 2
+    assert validate(g, [_batch(3)], torch.device("cpu"), (8, 8)) == scores  # fixed directions
+    assert "val_cross_color" not in validate(g, [_batch(1)], torch.device("cpu"), (8, 8))
