@@ -81,7 +81,7 @@ def test_gradient_moves_the_colors_toward_the_target() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(cross_color_loss(_pairs(image, target), _gen())) < 0.5 * first
+    assert cross_color_loss(_pairs(image, target), _gen()).item() < 0.5 * first
 
 
 def test_no_usable_pair_gives_zero_with_a_graph() -> None:
@@ -91,6 +91,15 @@ def test_no_usable_pair_gives_zero_with_a_graph() -> None:
     assert float(loss) == 0.0
     loss.backward()
     assert image.grad is not None
+
+
+def test_fp32_under_bf16_autocast() -> None:
+    a = _flat([(0.9, 0.2, 0.1), (0.1, 0.3, 0.9), (0.5, 0.5, 0.2)], [0.5, 0.25, 0.25])
+    b = _flat([(0.8, 0.7, 0.1), (0.1, 0.7, 0.5), (0.3, 0.3, 0.3)], [0.25, 0.5, 0.25])
+    fp32 = cross_color_loss(_pairs(a, b), _gen())
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        mixed = cross_color_loss(_pairs(a, b), _gen())
+    assert mixed.dtype == torch.float32 and float(mixed) == pytest.approx(float(fp32), rel=1e-6)
 
 
 def test_cross_rows() -> None:

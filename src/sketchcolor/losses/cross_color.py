@@ -10,8 +10,9 @@ and the colors of target j (the same recolored picture the reference was warped 
 its own sketch, so its lines can be left out). It compares distributions, not positions, so it
 needs no ground truth for the cross pair. The paper is left out on both sides (pixels whose own
 target is near-white): the two pictures cover different shares of their paper, and matching
-those shares would teach the network to paint the background. Hand-written: a dozen lines of sorting, the same
-estimator as :func:`sketchcolor.evaluation.metrics.sliced_wasserstein` but differentiable.
+those shares would teach the network to paint the background. Hand-written: a dozen lines of
+sorting, the estimator of :func:`sketchcolor.evaluation.metrics.sliced_wasserstein` made
+differentiable (training may not import evaluation, and POT is not worth a dependency).
 """
 
 from __future__ import annotations
@@ -71,7 +72,14 @@ def cross_color_loss(pairs: CrossPairs, gen: torch.Generator | None = None, n_di
     """Mean over the pairs of the sliced W1 (Lab / 100) between the output's pixels off sketch
     i's lines and paper and target j's pixels off its lines and paper, on ``n_directions`` random
     unit directions drawn from ``gen`` (a fresh draw each step averages out the slicing). A
-    scalar; 0 when no pair has enough such pixels on both sides."""
+    scalar; 0 when no pair has enough such pixels on both sides. Computed in fp32 under autocast
+    too: bf16 projections (3 significant digits) would be as coarse as the distances they sort."""
+    with torch.autocast(device_type=pairs.image.device.type, enabled=False):
+        return _cross_color_loss(pairs, gen, n_directions, n_quantiles)
+
+
+def _cross_color_loss(pairs: CrossPairs, gen: torch.Generator | None, n_directions: int,
+                      n_quantiles: int) -> torch.Tensor:
     device = pairs.image.device
     directions = torch.randn(n_directions, 3, generator=gen).to(device)
     directions = directions / directions.norm(dim=1, keepdim=True)
