@@ -67,7 +67,8 @@ def main() -> int:
             with torch.inference_mode():
                 out = method(pictures[i].sketch, ref.color)
             full.append(color_distance(out, ref.color, pictures[i].sketch, seed=args.seed))
-            drawing.append(drawing_color_distance(out, pictures[i].sketch, ref.color, ref.sketch, seed=args.seed))
+            drawing.append(drawing_color_distance(out, pictures[i].color, pictures[i].sketch, ref.color, ref.sketch,
+                                                  seed=args.seed))
         print(f"| {name} | {np.mean(full):.3f} | {np.nanmean(drawing):.3f} | {time.perf_counter() - t0:.0f} |",
               flush=True)
     return 0

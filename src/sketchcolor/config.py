@@ -416,6 +416,10 @@ class Config:
         self.data.validate()
         self.loss.validate()
         self.train.validate()
+        if self.loss.lambda_cross and self.model.norm == "batch":
+            # the cross rows share G's forward call with the batch's own (training/step.py), and
+            # batch statistics would mix them
+            raise ConfigError("loss.lambda_cross needs model.norm other than 'batch'")
         if not isinstance(self.name, str) or len(self.name) > 200:
             raise ConfigError(f"name must be a string of at most 200 characters, got {_show(self.name)}")
 

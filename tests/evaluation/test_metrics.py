@@ -78,30 +78,36 @@ def _framed(inner: tuple[int, int, int], paper: tuple[int, int, int] = (255, 255
 
 
 def test_drawing_color_distance_leaves_the_paper_out() -> None:
-    # reference: a small red square on a lot of white paper; output: a large red square on
-    # little paper. The shares of paper differ, the drawings' colors do not.
+    # reference: a small red square on a lot of white paper; picture: a large square on little
+    # paper, painted red. The shares of paper differ, the drawings' colors do not.
     ref_sketch, ref = _framed((220, 30, 30), box=(24, 40))
     sketch, out = _framed((220, 30, 30), box=(4, 60))
-    assert M.drawing_color_distance(out, sketch, ref, ref_sketch) == pytest.approx(0.0, abs=1e-9)
+    truth = _framed((30, 30, 220), box=(4, 60))[1]  # the picture's own colors: only its paper matters
+    assert M.drawing_color_distance(out, truth, sketch, ref, ref_sketch) == pytest.approx(0.0, abs=1e-9)
     assert M.color_distance(out, ref, sketch) > 10  # the paper counted: far apart
     # painting the paper in the reference's red helps the plain distance, not the drawing's
     painted = out.copy()
     painted[M.around_drawing(sketch) & M.painted_mask(sketch)] = (220, 30, 30)
-    assert M.drawing_color_distance(painted, sketch, ref, ref_sketch) == pytest.approx(0.0, abs=1e-9)
+    assert M.drawing_color_distance(painted, truth, sketch, ref, ref_sketch) == pytest.approx(0.0, abs=1e-9)
     # another color inside the drawing is seen
     _, blue = _framed((30, 30, 220), box=(4, 60))
-    assert M.drawing_color_distance(blue, sketch, ref, ref_sketch) > 20
+    assert M.drawing_color_distance(blue, truth, sketch, ref, ref_sketch) > 20
 
 
-def test_reference_drawing_mask_keeps_a_full_frame_picture() -> None:
+def test_drawing_mask_keeps_a_full_frame_picture() -> None:
     # a flag: its "paper" around the drawn square is green, so it is content and counts
-    ref_sketch, flag = _framed((220, 30, 30), paper=(30, 160, 60))
-    mask = M.reference_drawing_mask(flag, ref_sketch)
+    sketch, flag = _framed((220, 30, 30), paper=(30, 160, 60))
+    mask = M.drawing_mask(flag, sketch)
     assert mask[2, 2] and mask[30, 30] and not mask[16, 30]  # the field, the square, not a line
     _, paper = _framed((220, 30, 30))
-    assert not M.reference_drawing_mask(paper, ref_sketch)[2, 2]
-    blank = np.full((64, 64), 255, np.uint8)  # no lines: all of it is "around the drawing"
-    assert np.isnan(M.drawing_color_distance(paper, blank, flag, ref_sketch))
+    assert not M.drawing_mask(paper, sketch)[2, 2]
+    # a picture against itself scores 0, full-frame or not
+    assert M.drawing_color_distance(flag, flag, sketch, flag, sketch) == pytest.approx(0.0, abs=1e-9)
+    assert M.drawing_color_distance(paper, paper, sketch, paper, sketch) == pytest.approx(0.0, abs=1e-9)
+    # the flag's field counts on the output side too: painted white there, it is far from the flag
+    assert M.drawing_color_distance(paper, flag, sketch, flag, sketch) > 10
+    blank = np.full((64, 64), 255, np.uint8)  # no lines, white: all of it is paper
+    assert np.isnan(M.drawing_color_distance(paper, np.full((64, 64, 3), 255, np.uint8), blank, flag, sketch))
 
 
 def test_sliced_wasserstein_of_a_shift() -> None:

@@ -147,3 +147,46 @@ def test_validation_logs_the_cross_color_distance(tiny_model_cfg) -> None:
     assert 0 < scores["val_cross_color"] < 2
     assert validate(g, [_batch(3)], torch.device("cpu"), (8, 8)) == scores  # fixed directions
     assert "val_cross_color" not in validate(g, [_batch(1)], torch.device("cpu"), (8, 8))
+
+
+def test_train_step_pairs_sketch_i_with_the_next_pictures_reference(tiny_model_cfg, monkeypatch) -> None:
+    import sketchcolor.losses.objective as objective
+
+    seen: list[CrossPairs] = []
+    real = objective.cross_color_loss
+
+    def spy(pairs: CrossPairs, gen=None):  # noqa: ANN001, ANN202
+        seen.append(pairs)
+        return real(pairs, gen)
+
+    monkeypatch.setattr(objective, "cross_color_loss", spy)
+    torch.manual_seed(0)
+    g, d = Colorizer(tiny_model_cfg), PatchDiscriminator(tiny_model_cfg)
+    batch = _batch(5)
+    with torch.no_grad():
+        expected = g(batch["sketch"][:2], batch["reference"][1:3]).image  # before the update
+    opt_g, opt_d = torch.optim.SGD(g.parameters(), lr=0.0), torch.optim.SGD(d.parameters(), lr=0.0)
+    train_step(g, d, opt_g, opt_d, batch, LossConfig(lambda_perc=0, lambda_style=0, lambda_cross=1.0), None,
+               torch.Generator().manual_seed(0))
+    (pairs,) = seen
+    assert torch.allclose(pairs.image, expected, atol=1e-5)
+    assert torch.equal(pairs.sketch, batch["sketch"][:2])
+    assert torch.equal(pairs.target, batch["target"][1:3])
+    assert torch.equal(pairs.target_sketch, batch["sketch"][1:3])
+    assert torch.equal(pairs.own_target, batch["target"][:2])
+
+
+def test_selection_weighs_the_cross_color_only_for_runs_that_train_it() -> None:
+    from sketchcolor.training.validation import selection_score
+
+    scores = {"val_l1": 0.1, "val_responsiveness": 0.9, "val_cross_color": 0.2}
+    assert selection_score(scores) == pytest.approx(0.9 - 0.2)
+    assert selection_score(scores, cross=True) == pytest.approx(0.9 - 0.2 - 0.4)
+
+
+def test_config_refuses_the_term_with_batch_norm() -> None:
+    from sketchcolor.config import Config, ConfigError, LossConfig, ModelConfig
+
+    Config(loss=LossConfig(lambda_cross=1.0)).validate()
+    with pytest.raises(ConfigError, match="lambda_cross"):
+        Config(model=ModelConfig(norm="batch"), loss=LossConfig(lambda_cross=1.0)).validate()

@@ -141,32 +141,35 @@ def around_drawing(sketch: np.ndarray) -> np.ndarray:
     return np.isin(labels, outside_labels(labels, sketch=sketch))
 
 
-def reference_drawing_mask(reference: np.ndarray, sketch: np.ndarray) -> np.ndarray:
-    """bool ``[H, W]``: the reference's own drawing: off the lines of its ``sketch`` and not its
-    paper (near-white pixels around the drawing). A full-frame picture (a flag) keeps its colors."""
-    lab = rgb2lab(reference)
+def drawing_mask(picture: np.ndarray, sketch: np.ndarray) -> np.ndarray:
+    """bool ``[H, W]``: a picture's own drawing: off the lines of its ``sketch`` and not its
+    paper (the near-white pixels of ``picture [H, W, 3]`` in the region around the drawing). A
+    full-frame picture (a flag) keeps its colors."""
+    lab = rgb2lab(picture)
     paper = (lab[..., 0] > PAPER_L) & (np.hypot(lab[..., 1], lab[..., 2]) < PAPER_CHROMA)
     return painted_mask(sketch) & ~(around_drawing(sketch) & paper)
 
 
-def drawing_color_distance(output: np.ndarray, sketch: np.ndarray, reference: np.ndarray,
+def drawing_color_distance(output: np.ndarray, picture: np.ndarray, sketch: np.ndarray, reference: np.ndarray,
                            reference_sketch: np.ndarray, n_directions: int = 64, seed: int = 0) -> float:
-    """:func:`color_distance` between the drawings alone: the output's pixels off the lines of
-    ``sketch`` and not in the region around the drawing, against the reference's own drawing
-    (:func:`reference_drawing_mask`). The paper is left out on both sides because two drawings
-    cover different shares of theirs: with it, a method scores better for painting the paper
-    around the drawing in the reference's colors (patch copying does), which no artist wants.
-    NaN when either side has no such pixel."""
+    """:func:`color_distance` between the drawings alone: ``output`` over the drawing of the
+    picture it colorizes (``picture``, the true colors of ``sketch``: :func:`drawing_mask`), against
+    the reference's own drawing (``drawing_mask(reference, reference_sketch)``). The paper is left
+    out on both sides because two drawings cover different shares of theirs: with it, a method
+    scores better for painting the paper around the drawing in the reference's colors (patch
+    copying does), which no artist wants; what a method paints on that paper is not scored here.
+    0 for a picture scored against itself; NaN when either side has no such pixel."""
     _check_rgb(output, "output")
+    _check_rgb(picture, "picture")
+    _check_rgb(reference, "reference")
     _check_sketch(sketch, output.shape)
+    _check_sketch(sketch, picture.shape)
     _check_sketch(reference_sketch, reference.shape)
-    keep = painted_mask(sketch) & ~around_drawing(sketch)
-    ref_keep = reference_drawing_mask(reference, reference_sketch)
+    keep = drawing_mask(picture, sketch)
+    ref_keep = drawing_mask(reference, reference_sketch)
     if not keep.any() or not ref_keep.any():
         return float("nan")
-    lab_out = rgb2lab(output)[keep]
-    lab_ref = rgb2lab(reference)[ref_keep]
-    return sliced_wasserstein(lab_out, lab_ref, n_directions=n_directions, seed=seed)
+    return sliced_wasserstein(rgb2lab(output)[keep], rgb2lab(reference)[ref_keep], n_directions=n_directions, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,8 +25,9 @@ from kornia.color import rgb_to_lab
 # Sketch pixels darker than 128/255 are lines (inference.render and the metrics use the same
 # threshold); in the training tensors' [-1, 1] range that is 128 / 255 * 2 - 1.
 LINE_LEVEL = 128 / 255 * 2 - 1
-# Paper: L > 80 and chroma < 6 (CIELAB) in a picture's own target (a() may darken white paper by
-# up to data.lightness_shift, 12, and keeps it grey).
+# Paper: L > 80 and chroma < 6 (CIELAB) in a picture's own target. a() keeps white paper near
+# white (its lightness shift fades with chroma); the margin below evaluation's 90 also leaves out
+# light greys, which the L1 to the target still covers.
 PAPER_L, PAPER_CHROMA = 80.0, 6.0
 # Pairs whose painted area is smaller than this are left out (a sketch that is nearly all lines).
 MIN_PIXELS = 64
@@ -55,7 +56,7 @@ def _content(lab: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
     """bool ``[H*W]``: off the lines of ``sketch [1, H, W]`` and not paper in ``lab [H*W, 3]``
     (``_lab`` units)."""
     paper = (lab[:, 0] > PAPER_L / 100) & (lab[:, 1:].norm(dim=1) < PAPER_CHROMA / 100)
-    return (sketch[0] > LINE_LEVEL).flatten() & ~paper
+    return (sketch[0] >= LINE_LEVEL).flatten() & ~paper
 
 
 def _quantiles(points: torch.Tensor, directions: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:

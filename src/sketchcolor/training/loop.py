@@ -56,7 +56,7 @@ from sketchcolor.training.distributed import World
 from sketchcolor.training.precision import Precision, choose_precision
 from sketchcolor.training.rewind import BreakWatch
 from sketchcolor.training.run_folder import check_run_folder, run_lock
-from sketchcolor.training.step import DiscriminatorPair, StepOptions, train_step
+from sketchcolor.training.step import DiscriminatorPair, StepOptions, cross_rows, train_step
 from sketchcolor.training.validation import selection_score, validate
 
 log = logging.getLogger(__name__)
@@ -384,7 +384,7 @@ class Run:
         scores = validate(self.models.shipped, self.val_batches, self.device, self.grid)
         for k, v in scores.items():
             self.writer.add_scalar(f"val/{k.removeprefix('val_')}", v, self.state.step)
-        score = selection_score(scores)
+        score = selection_score(scores, cross=self.cfg.loss.lambda_cross > 0)
         if score > self.state.best_score:
             self.state.best_score, self.state.best_step = score, self.state.step
             save_artifact(self.out_dir / "best", self.models.shipped, self.cfg,
@@ -614,6 +614,10 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
         if tc.max_rewinds and not run.val_batches:
             log.warning("train.max_rewinds=%d, but the data has no validation split (nor train.val_fraction): "
                         "a break will have no validated checkpoint to go back to", tc.max_rewinds)
+        if cfg.loss.lambda_cross and cross_rows(tc.batch_size // world.size) == 0:
+            log.warning("loss.lambda_cross=%g, but each of the %d processes holds %d picture(s) of the batch: "
+                        "no cross pairs can be made, the term is off", cfg.loss.lambda_cross, world.size,
+                        tc.batch_size // world.size)
     val_every = tc.val_every or tc.log_every
     options = StepOptions(device_type=device.type, autocast=precision.dtype, scaler_g=precision.scaler_g,
                           scaler_d=precision.scaler_d, agree=lambda flag: distributed.all_true(world, flag))

@@ -176,7 +176,8 @@ def train_step(
     with opts.autocasting(), record_function("G forward"):
         if n_cross:
             # sketch i with picture i+1's reference, in the same forward call (DDP wants one per
-            # backward; G has no batch statistics, so the rows do not mix)
+            # backward; G has no batch statistics, config.Config.validate refuses norm=batch with
+            # the term, so the rows do not mix)
             out, cross_image = _split(generator(torch.cat([sketch, sketch[:n_cross]]),
                                                 torch.cat([reference, reference[1:n_cross + 1]])), b)
         else:

@@ -147,10 +147,11 @@ def validate(generator: nn.Module, batches: list[dict[str, torch.Tensor]], devic
     return scores
 
 
-def selection_score(scores: dict[str, float]) -> float:
+def selection_score(scores: dict[str, float], cross: bool = False) -> float:
     """Higher is better: the checkpoint a run keeps. Responsiveness (-1..1) is what the model is
-    for; L1 (0..2) breaks ties and guards against a model that follows hues but paints badly; the
-    cross color distance (Lab / 100; 0.13 for the step-10,250 weights) against one that turns
-    hues but does not paint another picture's colors."""
-    return (scores.get("val_responsiveness", 0.0) - 2.0 * scores["val_l1"]
-            - 2.0 * scores.get("val_cross_color", 0.0))
+    for; L1 (0..2) breaks ties and guards against a model that follows hues but paints badly; with
+    ``cross`` (runs that train with ``loss.lambda_cross``; the others keep the score they always
+    had, so resumed runs compare like with like) the cross color distance (Lab / 100, about 0.13)
+    guards against one that turns hues but does not paint another picture's colors."""
+    score = scores.get("val_responsiveness", 0.0) - 2.0 * scores["val_l1"]
+    return score - 2.0 * scores.get("val_cross_color", 0.0) if cross else score
