@@ -93,6 +93,23 @@ def test_no_usable_pair_gives_zero_with_a_graph() -> None:
     assert image.grad is not None
 
 
+def test_a_batch_is_the_mean_of_its_usable_pairs() -> None:
+    """Pairs are scored in one batched sort: a pair with no usable pixel (all lines) drops out of
+    the mean, gives no NaN gradient, and the others score as they do alone."""
+    a = _flat([(0.9, 0.2, 0.1), (0.1, 0.3, 0.8)], [0.5, 0.5])
+    b = _flat([(0.2, 0.7, 0.2), (0.9, 0.8, 0.1)], [0.3, 0.7])
+    c = _flat([(0.5, 0.1, 0.6)], [1.0])
+    blank, lines = torch.ones(1, 32, 32), -torch.ones(1, 32, 32)
+    image = torch.stack([a, c, b]).requires_grad_()
+    pairs = CrossPairs(image, torch.stack([blank, lines, blank])[:, :1], torch.stack([b, a, c]),
+                       torch.stack([blank, blank, blank]), torch.zeros(3, 3, 32, 32))
+    alone = [float(cross_color_loss(_pairs(x, y), _gen())) for x, y in ((a, b), (b, c))]
+    loss = cross_color_loss(pairs, _gen())
+    assert loss.item() == pytest.approx(sum(alone) / 2, rel=1e-5)
+    loss.backward()
+    assert torch.isfinite(image.grad).all() and image.grad[1].abs().sum() == 0 and image.grad[0].abs().sum() > 0
+
+
 def test_fp32_under_bf16_autocast() -> None:
     a = _flat([(0.9, 0.2, 0.1), (0.1, 0.3, 0.9), (0.5, 0.5, 0.2)], [0.5, 0.25, 0.25])
     b = _flat([(0.8, 0.7, 0.1), (0.1, 0.7, 0.5), (0.3, 0.3, 0.3)], [0.25, 0.5, 0.25])

@@ -48,24 +48,32 @@ class CrossPairs:
 
 
 def _lab(image: torch.Tensor) -> torch.Tensor:
-    """``[3, H, W]`` in [-1, 1] -> ``[H*W, 3]`` CIELAB, divided by 100 (L in [0, 1])."""
-    return rgb_to_lab(((image.float() + 1.0) * 0.5).clamp(0.0, 1.0)).flatten(1).T / 100.0
+    """``[n, 3, H, W]`` in [-1, 1] -> ``[n, H*W, 3]`` CIELAB, divided by 100 (L in [0, 1])."""
+    return rgb_to_lab(((image.float() + 1.0) * 0.5).clamp(0.0, 1.0)).flatten(2).transpose(1, 2) / 100.0
 
 
 def _content(lab: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
-    """bool ``[H*W]``: off the lines of ``sketch [1, H, W]`` and not paper in ``lab [H*W, 3]``
+    """bool ``[n, H*W]``: off the lines of ``sketch [n, 1, H, W]`` and not paper in ``lab [n, H*W, 3]``
     (``_lab`` units)."""
-    paper = (lab[:, 0] > PAPER_L / 100) & (lab[:, 1:].norm(dim=1) < PAPER_CHROMA / 100)
-    return (sketch[0] >= LINE_LEVEL).flatten() & ~paper
+    paper = (lab[..., 0] > PAPER_L / 100) & (lab[..., 1:].norm(dim=-1) < PAPER_CHROMA / 100)
+    return (sketch[:, 0] >= LINE_LEVEL).flatten(1) & ~paper
 
 
-def _quantiles(points: torch.Tensor, directions: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """Projections of ``points [n, 3]`` on ``directions [K, 3]`` at the quantile ``levels [Q]``
-    (inverted-CDF, as the metric) -> ``[K, Q]``; differentiable through the sort."""
-    proj = torch.sort(points @ directions.T, dim=0).values  # [n, K]
-    n = proj.shape[0]
-    idx = (torch.ceil(levels * n).long() - 1).clamp(0, n - 1)
-    return proj[idx].T
+# Stands in for the projections of left-out pixels: sorted after every real one (real projections
+# of Lab / 100 lie within +-2), finite so that rows without pixels give no NaN gradients.
+_LEFT_OUT = 1.0e4
+
+
+def _quantiles(points: torch.Tensor, keep: torch.Tensor, directions: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Projections of each row's kept points (``points [n, P, 3]``, ``keep`` bool ``[n, P]``) on
+    ``directions [K, 3]`` at the quantile ``levels [Q]`` (inverted-CDF, as the metric) -> ``[n, Q, K]``.
+    All rows in one sort with the left-out points placed last, so nothing waits on the count of
+    each row's points (no host sync on a GPU); differentiable through the sort."""
+    proj = torch.where(keep[..., None], points @ directions.T, _LEFT_OUT)  # [n, P, K]
+    proj = torch.sort(proj, dim=1).values
+    count = keep.sum(dim=1, keepdim=True)  # [n, 1]
+    idx = (torch.ceil(levels[None] * count).long() - 1).clamp(0, points.shape[1] - 1)  # [n, Q]
+    return torch.gather(proj, 1, idx[..., None].expand(-1, -1, proj.shape[-1]))
 
 
 def cross_color_loss(pairs: CrossPairs, gen: torch.Generator | None = None, n_directions: int = 32,
@@ -85,17 +93,14 @@ def _cross_color_loss(pairs: CrossPairs, gen: torch.Generator | None, n_directio
     directions = torch.randn(n_directions, 3, generator=gen).to(device)
     directions = directions / directions.norm(dim=1, keepdim=True)
     levels = (torch.arange(n_quantiles, device=device, dtype=torch.float32) + 0.5) / n_quantiles
-    losses = []
-    for i in range(pairs.image.shape[0]):
-        with torch.no_grad():
-            painted = _content(_lab(pairs.own_target[i]), pairs.sketch[i])
-            target_lab = _lab(pairs.target[i])
-            target_painted = _content(target_lab, pairs.target_sketch[i])
-            if int(painted.sum()) < MIN_PIXELS or int(target_painted.sum()) < MIN_PIXELS:
-                continue
-            ref = _quantiles(target_lab[target_painted], directions, levels)
-        out = _quantiles(_lab(pairs.image[i])[painted], directions, levels)
-        losses.append((out - ref).abs().mean())
-    if not losses:
-        return pairs.image.sum() * 0.0  # keeps the graph (DDP expects every process to backward)
-    return torch.stack(losses).mean()
+    with torch.no_grad():
+        painted = _content(_lab(pairs.own_target), pairs.sketch)
+        target_lab = _lab(pairs.target)
+        target_painted = _content(target_lab, pairs.target_sketch)
+        usable = (painted.sum(dim=1) >= MIN_PIXELS) & (target_painted.sum(dim=1) >= MIN_PIXELS)  # [n]
+        ref = _quantiles(target_lab, target_painted, directions, levels)
+    out = _quantiles(_lab(pairs.image), painted, directions, levels)
+    per_pair = torch.where(usable, (out - ref).abs().mean(dim=(1, 2)), 0.0)
+    # the mean over usable pairs; 0 with the graph kept when there is none (DDP expects every
+    # process to backward)
+    return per_pair.sum() / usable.sum().clamp(min=1)
