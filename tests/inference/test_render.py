@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,6 +12,7 @@ from sketchcolor.inference.render import (
     fill_guided,
     fill_regions,
     lines_on,
+    merge_paper_slivers,
     reference_palette,
     segment_regions,
     snap_to_palette,
@@ -397,3 +399,48 @@ def test_a_region_painted_in_several_colors_takes_the_dominant_one_not_their_mix
     assert np.linalg.norm(painted - mixed, axis=1).min() > 20
     assert np.linalg.norm(dominant_colors(lab, labels.ravel(), 1)[1] - painted[0]) < 16  # a bin's center
     assert np.linalg.norm(region_colors(pred, labels)[1] - painted[0]) < 1e-6
+
+
+def test_strips_of_paper_cut_off_between_shapes_join_their_neighbours():
+    """A strip of paper one or two pixels wide left between two trapped shapes, cut off from the
+    frame, takes its neighbours' labels; paper that reaches the frame, is wider than the
+    gap-closing disc, or touches no shape but only lines (a band between a double outline) stays
+    paper."""
+    labels = np.ones((40, 60), np.int32)  # 1: the paper
+    labels[5:35, 5:20] = 2
+    labels[5:35, 22:40] = 3   # column 20-21: a strip of paper between shapes 2 and 3 ...
+    labels[5, 20:22] = labels[34, 20:22] = 2  # ... closed off from the rest of the paper
+    labels[10:20, 25:35] = 1  # a hole in shape 3 wider than the disc: paper, not a strip
+    labels[30:40, 45:47] = 4
+    labels[30:40, 48:50] = 4  # column 47: a strip that reaches the frame: paper
+    lines = np.zeros(labels.shape, bool)
+    lines[10:31, 50] = lines[10:31, 52] = lines[10, 50:53] = lines[30, 50:53] = True  # a band between two lines
+    labels[10:31, 51] = 5  # under the lines, the nearest shape's label (segment_regions)
+    labels[11:30, 51] = 1  # the band: paper that touches no shape, only lines
+    out = merge_paper_slivers(labels, lines, radius=2)
+    assert set(np.unique(out[6:34, 20:22])) == {2, 3}
+    assert (out[7:33, 20] == 2).all() and (out[7:33, 21] == 3).all()  # each pixel to its nearest side
+    assert (out[10:20, 25:35] == 1).all() and (out[30:40, 47] == 1).all() and (out[:5] == 1).all()
+    assert (out[11:30, 51] == 1).all()  # nothing floods across a line
+    assert (out[labels != 1] == labels[labels != 1]).all()
+
+
+def test_the_lions_mane_has_no_white_strips_between_its_trapped_parts():
+    """The demo's lion (mane drawn as open arcs) under flat orange paint: no strip of paper is
+    left between its painted shapes (white strips across the paint before
+    :func:`merge_paper_slivers`), and the paper around it stays white."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from sketchcolor.inference.render import border_labels, line_mask, region_fill
+
+    sketch = np.asarray(Image.open(Path(__file__).parents[2] / "examples/sketches/lion.png").convert("L"))
+    fill = region_fill(np.full((*sketch.shape, 3), (240, 160, 40), np.uint8), sketch)
+    white = fill.paper[fill.labels] & ~line_mask(sketch)
+    n, parts = cv2.connectedComponents(white.astype(np.uint8), connectivity=4)
+    cut_off = (parts > 0) & ~np.isin(parts, border_labels(parts))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))  # the gap radius at 256 px is 2
+    wide = np.unique(parts[cv2.erode(cut_off.astype(np.uint8), disc) > 0])
+    assert not (cut_off & ~np.isin(parts, wide)).any(), "strips of paper between painted shapes"
+    assert white[2, 2] and white[-3, -3] and not white[100, 128]  # paper around, paint inside

@@ -7,7 +7,8 @@ drawing's own crisp lines, as an artist fills line art.
   Lab of the prediction over it), let the paper stay white, and multiply the original lines on
   top. Pixels under the thickened lines join their nearest region (scipy's distance transform).
   Shapes whose outline has wider gaps are caught by larger balls, grown back by a watershed on
-  the distance to the lines so that they end across the gap (:func:`trap_open_shapes`), and a
+  the distance to the lines so that they end across the gap (:func:`trap_open_shapes`; strips of
+  paper left between painted shapes join them at the end, :func:`merge_paper_slivers`), and a
   shape left open on a whole side (a shirt cut off below the shoulders, arms running off the
   top) is closed by joining its two line ends (:func:`close_line_ends`). A region's color is
   taken away from its lines, where the network's paint is not darkened by them.
@@ -358,6 +359,51 @@ def trap_open_shapes(labels: np.ndarray, sketch: np.ndarray, scales: tuple[int, 
     return labels
 
 
+def merge_paper_slivers(labels: np.ndarray, lines: np.ndarray, radius: int,
+                        paper_labels: np.ndarray | None = None) -> np.ndarray:
+    """Give the strips of paper left between painted shapes to their neighbours.
+
+    A trapping pass's watershed may not cross from one region into another, so the paper pixels
+    that border a shape trapped earlier stay paper; where a later shape grows up to them, a strip
+    a pixel or two wide is left, cut off from the frame, and would be painted white across the
+    paint (the top of a lion's mane). ``paper_labels``: the labels left white (default: those
+    touching the border). Each piece of a paper label (off the lines) that no longer
+    reaches the frame, other than the label's largest piece, and is no wider than the gap-closing
+    disc of ``radius`` px takes the labels of the shapes it touches (off the lines; each pixel
+    the nearest one's, flooding within the strip). Wider pieces stay paper: the spaces between figures that trapped shapes
+    close off (a row of chess pieces), where the network's stray paint does not belong."""
+    paper_labels = border_labels(labels) if paper_labels is None else np.asarray(paper_labels)
+    paper = np.isin(labels, paper_labels) & ~lines
+    parts = np.zeros(labels.shape, np.int32)
+    cut_off = np.zeros(labels.shape, bool)
+    for label in paper_labels:
+        n, own = cv2.connectedComponents(((labels == label) & ~lines).astype(np.uint8), connectivity=4)
+        if n <= 2:
+            continue
+        # the paper itself: the pieces at the frame, or the largest one where the label reaches
+        # the frame only through its lines (a comic panel's border)
+        home = border_labels(own)
+        home = home[home > 0] if (home > 0).any() else [np.bincount(own.ravel())[1:].argmax() + 1]
+        away = (own > 0) & ~np.isin(own, home)
+        parts[away] = own[away] + parts.max()
+        cut_off |= away
+    if not cut_off.any():
+        return labels
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    wide = np.unique(parts[cv2.erode(cut_off.astype(np.uint8), disc) > 0])  # some ball of the disc fits
+    sliver = cut_off & ~np.isin(parts, wide)
+    if not sliver.any():
+        return labels
+    # the shapes flood into the strips they touch, never across a line: a thin band between two
+    # drawn lines (a sign's double outline) touches no shape and stays as it was
+    shapes = ~paper & ~lines
+    grown = watershed(np.zeros(labels.shape, np.uint8), np.where(shapes, labels, 0), mask=shapes | sliver)
+    reached = sliver & (grown > 0)
+    out = labels.copy()
+    out[reached] = grown[reached]
+    return out
+
+
 def _trap_pass(labels: np.ndarray, lines: np.ndarray, dist: np.ndarray, edge: np.ndarray,
                frame_home: tuple[np.ndarray, np.ndarray], near_lines: np.ndarray, radius: int,
                min_outline: float) -> np.ndarray:
@@ -500,6 +546,10 @@ def region_fill(prediction: np.ndarray, sketch: np.ndarray, palette: np.ndarray 
     paper = paper_regions(labels, colors, None if paint_background else outside_labels(trapped, sketch=sketch), opened)
     if palette is not None:
         colors[~paper] = snap_to_palette(colors[~paper], palette, snap)
+    # last, so that no decision above sees them: the regions' colors, the paper and the splits of
+    # open shapes all hang on the labels at their edges, and strips merged earlier let stray paint
+    # through (an arrow's double outline)
+    labels = merge_paper_slivers(labels, line_mask(sketch), gap_radius(sketch.shape), np.flatnonzero(paper))
     return RegionFill(labels=labels, colors=colors, paper=paper)
 
 
