@@ -351,6 +351,10 @@ class TrainConfig:
     max_rewinds: int = 0
     rewind_lr_factor: float = 0.5
     break_factor: float = 2.5
+    # At a rewind, D and its optimizer start afresh instead of from the checkpoint (G, its EMA and
+    # optimizer still come back): continuations with a fresh D held 550-1,440 steps before D won,
+    # those that brought D back 150-300 (README "Other pictures' references in training").
+    rewind_fresh_d: bool = False
     # Speed switches (issue 14). None changes what the weights compute beyond a stated tolerance
     # (tests/training/test_precision.py), so configs saved before they existed load with these
     # defaults (:data:`SPEED_FIELDS`). Autocast: "bf16", "fp16" (with a gradient scaler), "auto"
@@ -496,7 +500,7 @@ SPEED_FIELDS: frozenset[str] = frozenset({"train.mixed_precision", "train.channe
 # or trained with (there was no other choice then), so such a config loads with it; a config that
 # names another value is read as written. Every other field stays required.
 ADDED_FIELDS: frozenset[str] = frozenset({"model.attention_norm", "loss.r1_gamma", "loss.lambda_cross", "train.max_rewinds",
-                                          "train.rewind_lr_factor", "train.break_factor"})
+                                          "train.rewind_lr_factor", "train.break_factor", "train.rewind_fresh_d"})
 
 
 def _section(cls: type, raw: Any, name: str, complete: bool) -> Any:

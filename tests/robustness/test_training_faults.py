@@ -556,3 +556,21 @@ def test_with_its_rewinds_spent_a_run_carries_on_and_saves_nothing_while_the_los
     saved = [checkpoint_step(c) for c in list_checkpoints(run / "checkpoints")]
     assert max(st for st in saved if st < 30) == back_to + 9 and 30 in saved
     assert json.loads((run / "summary.json").read_text())["step"] == 30
+
+
+def test_a_rewind_can_start_d_afresh(
+        sample_photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cfg_of,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """With train.rewind_fresh_d, G comes back from the checkpoint and D restarts: its optimizer
+    has counted only the steps since the rewind, G's all of them."""
+    _bad_from(monkeypatch, range(5, 8))
+    cfg = cfg_of("train.steps=8", "train.rewind_fresh_d=true", *REWIND)
+    run = tmp_path / "run"
+    fit(cfg, sample_photos[0].parent, run, progress=False)
+    (back_to,) = [int(m.group(1)) for m in re.finditer(r"back to step (\d+) with the learning rates x 0.5, D afresh",
+                                                       caplog.text)]
+    state = load_trainer_state(run / "checkpoints" / "step_00000008")
+    assert state["rewinds"] == 1 and [g["lr"] for g in state["opt_d"]["param_groups"]] == [cfg.train.lr_d * 0.5]
+    steps_g = {float(v["step"]) for v in state["opt_g"]["state"].values()}
+    steps_d = {float(v["step"]) for v in state["opt_d"]["state"].values()}
+    assert steps_d == {8.0 - back_to} and min(steps_g) > 8.0 - back_to

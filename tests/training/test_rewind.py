@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import torch
+
 from sketchcolor.training.rewind import MIN_HISTORY, BreakWatch
 
 
@@ -47,3 +49,26 @@ def test_non_finite_values_never_enter_the_history() -> None:
     for v in (0.1, float("nan"), 0.1, float("inf"), 0.1):
         watch.broken(v)
     assert list(watch.history) == [0.1, 0.1, 0.1]
+
+
+def test_fresh_discriminator_restarts_d_in_place_and_leaves_the_rng(tiny_model_cfg) -> None:
+    from sketchcolor.config import Config, TrainConfig
+    from sketchcolor.models import PatchDiscriminator
+    from sketchcolor.training.loop import build_models, fresh_discriminator
+
+    cfg = Config(model=tiny_model_cfg, train=TrainConfig(lr_d=2e-4))
+    models = build_models(cfg, torch.device("cpu"))
+    params = list(models.discriminator.parameters())
+    loss = sum(p.square().sum() for p in params)
+    loss.backward()
+    models.opt_d.step()
+    models.opt_d.param_groups[0]["lr"] = 5e-5  # what a rewind's scale left
+    rng = torch.get_rng_state()
+    fresh_discriminator(cfg, models, seed=3)
+    assert torch.equal(torch.get_rng_state(), rng)
+    torch.manual_seed(3)
+    expected = PatchDiscriminator(tiny_model_cfg).state_dict()
+    got = models.discriminator.state_dict()
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+    assert all(p is q for p, q in zip(models.discriminator.parameters(), params))  # in place
+    assert not models.opt_d.state and models.opt_d.param_groups[0]["lr"] == 5e-5

@@ -459,6 +459,21 @@ def stop_if_diverged(cfg: Config, out_dir: Path, st: RunState, metrics: dict[str
             f"gradient ({_terms(metrics)}); {kept} (train.max_bad_steps={tc.max_bad_steps})")
 
 
+def fresh_discriminator(cfg: Config, models: Models, seed: int) -> None:
+    """Put D back to its initial state (weights drawn with ``seed``, the same on every process) and
+    its optimizer to no state, in place: the DDP and compile wrappers keep working on the same
+    parameters. The learning rate already set on the optimizer stays. The global RNG is left as
+    it was (a resumed run replays its data)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = PatchDiscriminator(cfg.model)
+    models.discriminator.load_state_dict(fresh.state_dict())
+    lrs = [group["lr"] for group in models.opt_d.param_groups]
+    models.opt_d.load_state_dict(type(models.opt_d)(models.discriminator.parameters(), **models.opt_d.defaults).state_dict())
+    for group, lr in zip(models.opt_d.param_groups, lrs):
+        group["lr"] = lr
+
+
 def rewind(cfg: Config, out_dir: Path, models: Models, precision: Precision, state: RunState, world: World,
            why: str) -> RunState | None:
     """Go back to the best validated checkpoint with both learning rates scaled by
@@ -475,10 +490,12 @@ def rewind(cfg: Config, out_dir: Path, models: Models, precision: Precision, sta
         return None
     scale = state.lr_scale * tc.rewind_lr_factor
     new = resume_from(folder, cfg, models, precision, lr_scale=scale)
+    if tc.rewind_fresh_d:
+        fresh_discriminator(cfg, models, seed=tc.seed + 1 + state.rewinds)
     if world.main:
         go_back(out_dir, new.step, new)
-        log.warning("step %d: %s; back to step %d with the learning rates x %.3g (rewind %d of %d)", state.step, why,
-                    new.step, scale, state.rewinds + 1, tc.max_rewinds)
+        log.warning("step %d: %s; back to step %d with the learning rates x %.3g%s (rewind %d of %d)", state.step, why,
+                    new.step, scale, ", D afresh" if tc.rewind_fresh_d else "", state.rewinds + 1, tc.max_rewinds)
     distributed.barrier(world)  # rank 0 has set the newer checkpoints aside before anyone saves again
     # the time and the skipped steps of the branch left behind were spent all the same
     return replace(new, elapsed=state.elapsed, skipped=state.skipped, rewinds=state.rewinds + 1, history=state.history)
