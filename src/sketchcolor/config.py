@@ -353,7 +353,8 @@ class TrainConfig:
     break_factor: float = 2.5
     # At a rewind, D and its optimizer start afresh instead of from the checkpoint (G, its EMA and
     # optimizer still come back): continuations with a fresh D held 550-1,440 steps before D won,
-    # those that brought D back 150-300 (README "Other pictures' references in training").
+    # rewinds and resumes that brought D back mostly 100-450 (README "Other pictures' references
+    # in training").
     rewind_fresh_d: bool = False
     # Speed switches (issue 14). None changes what the weights compute beyond a stated tolerance
     # (tests/training/test_precision.py), so configs saved before they existed load with these
