@@ -352,9 +352,8 @@ class TrainConfig:
     rewind_lr_factor: float = 0.5
     break_factor: float = 2.5
     # At a rewind, D and its optimizer start afresh instead of from the checkpoint (G, its EMA and
-    # optimizer still come back): continuations with a fresh D held 550-1,440 steps before D won,
-    # rewinds and resumes that brought D back mostly 100-450 (README "Other pictures' references
-    # in training").
+    # optimizer still come back). Tried once, it did not keep a run from breaking at the same
+    # step (README "Other pictures' references in training"); kept for experiments.
     rewind_fresh_d: bool = False
     # Speed switches (issue 14). None changes what the weights compute beyond a stated tolerance
     # (tests/training/test_precision.py), so configs saved before they existed load with these
