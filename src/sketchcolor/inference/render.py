@@ -367,11 +367,12 @@ def merge_paper_slivers(labels: np.ndarray, lines: np.ndarray, radius: int,
     that border a shape trapped earlier stay paper; where a later shape grows up to them, a strip
     a pixel or two wide is left, cut off from the frame, and would be painted white across the
     paint (the top of a lion's mane). ``paper_labels``: the labels left white (default: those
-    touching the border). Each piece of a paper label (off the lines) that no longer
-    reaches the frame, other than the label's largest piece, and is no wider than the gap-closing
-    disc of ``radius`` px takes the labels of the shapes it touches (off the lines; each pixel
-    the nearest one's, flooding within the strip). Wider pieces stay paper: the spaces between figures that trapped shapes
-    close off (a row of chess pieces), where the network's stray paint does not belong."""
+    touching the border). Each piece of a paper label (off the lines) that no longer reaches the
+    frame, other than the label's largest piece, and is no wider than the gap-closing disc of
+    ``radius`` px takes the labels of the shapes it touches (off the lines; each pixel the
+    nearest one's, flooding within the strip). Wider pieces stay paper: the spaces between
+    figures that trapped shapes close off (a row of chess pieces), where the network's stray
+    paint does not belong."""
     paper_labels = border_labels(labels) if paper_labels is None else np.asarray(paper_labels)
     paper = np.isin(labels, paper_labels) & ~lines
     parts = np.zeros(labels.shape, np.int32)
