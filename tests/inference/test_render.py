@@ -417,7 +417,7 @@ def test_strips_of_paper_cut_off_between_shapes_join_their_neighbours():
     lines[10:31, 50] = lines[10:31, 52] = lines[10, 50:53] = lines[30, 50:53] = True  # a band between two lines
     labels[10:31, 51] = 5  # under the lines, the nearest shape's label (segment_regions)
     labels[11:30, 51] = 1  # the band: paper that touches no shape, only lines
-    out = merge_paper_slivers(labels, lines, radius=2)
+    out = merge_paper_slivers(labels, lines, radius=2, paper_labels=np.array([1]))
     assert set(np.unique(out[6:34, 20:22])) == {2, 3}
     assert (out[7:33, 20] == 2).all() and (out[7:33, 21] == 3).all()  # each pixel to its nearest side
     assert (out[10:20, 25:35] == 1).all() and (out[30:40, 47] == 1).all() and (out[:5] == 1).all()

@@ -359,21 +359,18 @@ def trap_open_shapes(labels: np.ndarray, sketch: np.ndarray, scales: tuple[int, 
     return labels
 
 
-def merge_paper_slivers(labels: np.ndarray, lines: np.ndarray, radius: int,
-                        paper_labels: np.ndarray | None = None) -> np.ndarray:
+def merge_paper_slivers(labels: np.ndarray, lines: np.ndarray, radius: int, paper_labels: np.ndarray) -> np.ndarray:
     """Give the strips of paper left between painted shapes to their neighbours.
 
     A trapping pass's watershed may not cross from one region into another, so the paper pixels
     that border a shape trapped earlier stay paper; where a later shape grows up to them, a strip
     a pixel or two wide is left, cut off from the frame, and would be painted white across the
-    paint (the top of a lion's mane). ``paper_labels``: the labels left white (default: those
-    touching the border). Each piece of a paper label (off the lines) that no longer reaches the
-    frame, other than the label's largest piece, and is no wider than the gap-closing disc of
-    ``radius`` px takes the labels of the shapes it touches (off the lines; each pixel the
+    paint (the top of a lion's mane). ``paper_labels``: the labels left white. Each piece of a
+    paper label (off the lines) that no longer reaches the frame, other than the label's largest
+    piece, and is no wider than the gap-closing disc of ``radius`` px takes the labels of the shapes it touches (off the lines; each pixel the
     nearest one's, flooding within the strip). Wider pieces stay paper: the spaces between
     figures that trapped shapes close off (a row of chess pieces), where the network's stray
     paint does not belong."""
-    paper_labels = border_labels(labels) if paper_labels is None else np.asarray(paper_labels)
     paper = np.isin(labels, paper_labels) & ~lines
     parts = np.zeros(labels.shape, np.int32)
     cut_off = np.zeros(labels.shape, bool)
