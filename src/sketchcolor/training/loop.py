@@ -468,10 +468,8 @@ def fresh_discriminator(cfg: Config, models: Models, seed: int) -> None:
         torch.manual_seed(seed)
         fresh = PatchDiscriminator(cfg.model)
     models.discriminator.load_state_dict(fresh.state_dict())
-    lrs = [group["lr"] for group in models.opt_d.param_groups]
-    models.opt_d.load_state_dict(type(models.opt_d)(models.discriminator.parameters(), **models.opt_d.defaults).state_dict())
-    for group, lr in zip(models.opt_d.param_groups, lrs):
-        group["lr"] = lr
+    # the same groups (learning rates included), no moments or step counts
+    models.opt_d.load_state_dict({"state": {}, "param_groups": models.opt_d.state_dict()["param_groups"]})
 
 
 def rewind(cfg: Config, out_dir: Path, models: Models, precision: Precision, state: RunState, world: World,
