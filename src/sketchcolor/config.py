@@ -274,6 +274,10 @@ class LossConfig:
     # reference and scores how far the output's colors are from that picture's (sliced Wasserstein
     # in Lab / 100, losses.cross_color): the setting of use, which self-references never show.
     lambda_cross: float = 0.0
+    # Not in the paper: L1 between those cross rows' outputs and their own targets on the paper
+    # around their drawings (losses.paper), so that the colors of another picture's reference stay
+    # off the paper. It scores the rows lambda_cross makes, so it needs lambda_cross > 0.
+    lambda_paper: float = 0.0
     triplet_margin: float = 12.0
     # Negatives sampled per query for the triplet loss.
     triplet_negatives: int = 1
@@ -294,7 +298,7 @@ class LossConfig:
     def validate(self) -> None:
         """Weights finite and >= 0; names from the lists the losses know."""
         for name in ("lambda_rec", "lambda_tr", "lambda_adv", "lambda_perc", "lambda_style", "lambda_warp",
-                     "lambda_cross"):
+                     "lambda_cross", "lambda_paper"):
             _num_in(f"loss.{name}", getattr(self, name), 0.0, 1e6)
         _num_in("loss.r1_gamma", self.r1_gamma, 0.0, 1e6)
         _num_in("loss.triplet_margin", self.triplet_margin, 0.0, 1e4)
@@ -424,6 +428,9 @@ class Config:
             # the cross rows share G's forward call with the batch's own (training/step.py), and
             # batch statistics would mix them
             raise ConfigError("loss.lambda_cross needs model.norm other than 'batch'")
+        if self.loss.lambda_paper and not self.loss.lambda_cross:
+            raise ConfigError("loss.lambda_paper scores the rows that loss.lambda_cross colorizes with another "
+                              "picture's reference: set loss.lambda_cross > 0 too")
         if not isinstance(self.name, str) or len(self.name) > 200:
             raise ConfigError(f"name must be a string of at most 200 characters, got {_show(self.name)}")
 
@@ -499,7 +506,8 @@ SPEED_FIELDS: frozenset[str] = frozenset({"train.mixed_precision", "train.channe
 # Fields added later whose default is exactly what every model or run saved before them computes
 # or trained with (there was no other choice then), so such a config loads with it; a config that
 # names another value is read as written. Every other field stays required.
-ADDED_FIELDS: frozenset[str] = frozenset({"model.attention_norm", "loss.r1_gamma", "loss.lambda_cross", "train.max_rewinds",
+ADDED_FIELDS: frozenset[str] = frozenset({"model.attention_norm", "loss.r1_gamma", "loss.lambda_cross", "loss.lambda_paper",
+                                          "train.max_rewinds",
                                           "train.rewind_lr_factor", "train.break_factor", "train.rewind_fresh_d"})
 
 

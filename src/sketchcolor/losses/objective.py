@@ -8,6 +8,7 @@ from torch import nn
 from sketchcolor.config import LossConfig
 from sketchcolor.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from sketchcolor.losses.cross_color import CrossPairs, cross_color_loss
+from sketchcolor.losses.paper import paper_loss
 from sketchcolor.losses.perceptual import perceptual_and_style
 from sketchcolor.losses.reconstruction import l1_loss, warp_l1
 from sketchcolor.losses.triplet import BatchShard, triplet_loss
@@ -31,7 +32,8 @@ def generator_terms(
     Terms with weight 0 are not computed (the VGG forward can cost more than G itself).
     ``shard``: this batch is one process's share of a global batch (the triplet term needs it;
     every other term is a mean over equal per-example parts already). ``cross``: outputs for other
-    pictures' references (``loss.lambda_cross``, not in the paper; the term is left out without them)."""
+    pictures' references (``loss.lambda_cross`` and ``loss.lambda_paper``, not in the paper; their
+    terms are left out without them)."""
     terms: dict[str, torch.Tensor] = {}
     if cfg.lambda_rec:
         terms["rec"] = l1_loss(out.image, target)
@@ -48,9 +50,11 @@ def generator_terms(
         terms["perc"], terms["style"] = perceptual_and_style(vgg, out.image, target, want_style=bool(cfg.lambda_style))
     if cfg.lambda_cross and cross is not None:
         terms["cross"] = cross_color_loss(cross, gen)
+    if cfg.lambda_paper and cross is not None:
+        terms["paper"] = paper_loss(cross.image, cross.sketch, cross.own_target)
     weights = {"rec": cfg.lambda_rec, "tr": cfg.lambda_tr, "adv": cfg.lambda_adv,
                "perc": cfg.lambda_perc, "style": cfg.lambda_style, "warp": cfg.lambda_warp,
-               "cross": cfg.lambda_cross}
+               "cross": cfg.lambda_cross, "paper": cfg.lambda_paper}
     total = out.image.new_zeros(())  # a tensor even when every weight is zero
     for name, value in terms.items():
         total = total + weights[name] * value
