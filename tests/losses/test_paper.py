@@ -106,3 +106,18 @@ def test_config_needs_the_cross_rows() -> None:
         Config(loss=LossConfig(lambda_paper=30.0)).validate()
     with pytest.raises(ConfigError, match="lambda_paper"):
         Config(loss=LossConfig(lambda_cross=1.0, lambda_paper=-1.0)).validate()
+
+
+def test_validation_logs_the_paint_on_the_paper(tiny_model_cfg) -> None:
+    from sketchcolor.training.validation import validate
+
+    torch.manual_seed(0)
+    g = Colorizer(tiny_model_cfg)
+    batch = {"sketch": _ring().repeat(3, 1, 1, 1), "reference": torch.rand(3, 3, 32, 32) * 2 - 1,
+             "target": _picture().repeat(3, 1, 1, 1), "correspondence": torch.arange(64).repeat(3, 1)}
+    with torch.no_grad():
+        cross = g(batch["sketch"][:-1], batch["reference"][1:]).image
+    scores = validate(g, [batch], torch.device("cpu"), (8, 8))
+    assert scores["val_paper_paint"] == pytest.approx(paper_loss(cross, batch["sketch"][:-1], batch["target"][:-1]).item(),
+                                                rel=1e-5)
+    assert scores["val_paper_paint"] > 0  # an untrained G does not paint the paper white

@@ -672,7 +672,7 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
                     metrics = distributed.mean_metrics(world, metrics)  # every process, at the same steps
                     if run is not None:
                         run.log(metrics)
-                    shown.update({k: f"{v:.3g}" for k, v in metrics.items() if k in ("total", "rec", "tr", "warp", "cross", "adv", "d")})
+                    shown.update({k: f"{v:.3g}" for k, v in metrics.items() if k in ("total", "rec", "tr", "warp", "cross", "paper", "adv", "d")})
                     bar.set_postfix(shown)
                     # the averaged value, so every process decides alike; fed even with the rewinds
                     # spent: a resume may allow more, and a breaking state is never validated or saved

@@ -1,5 +1,5 @@
 """Held-out scores logged during training: L1, reference responsiveness, correspondence accuracy,
-cross-reference color distance.
+cross-reference color distance, paint on the paper under cross references.
 
 They decide which checkpoint a run keeps (``model/`` is the best one, not the last). Evaluation
 reuses :func:`correspondence_accuracy` (it stands on training; training never imports evaluation).
@@ -16,6 +16,7 @@ from torch import nn
 
 from sketchcolor.data.color import chroma, follow_score, rotate_hue, to_lab
 from sketchcolor.losses.cross_color import CrossPairs, cross_color_loss
+from sketchcolor.losses.paper import paper_loss
 
 # Turns of the reference's hues (degrees) used by reference responsiveness.
 RESPONSIVENESS_TURNS = (90.0, 180.0, 270.0)
@@ -113,12 +114,14 @@ def responsiveness(outputs: torch.Tensor, turned: dict[float, torch.Tensor]) -> 
 def validate(generator: nn.Module, batches: list[dict[str, torch.Tensor]], device: torch.device,
              grid: tuple[int, int]) -> dict[str, float]:
     """``val_l1`` (to the target), ``val_responsiveness`` (on references that have hues),
-    ``val_corr_within_one`` and ``val_cross_color`` (sketch i with picture i+1's reference:
-    :func:`sketchcolor.losses.cross_color.cross_color_loss` on fixed directions, Lab / 100) over
+    ``val_corr_within_one``, ``val_cross_color`` (sketch i with picture i+1's reference:
+    :func:`sketchcolor.losses.cross_color.cross_color_loss` on fixed directions, Lab / 100) and
+    ``val_paper_paint`` (the same outputs' paint on the paper around sketch i's drawing:
+    :func:`sketchcolor.losses.paper.paper_loss`; logged, not part of :func:`selection_score`) over
     fixed held-out triplet batches."""
     was_training = generator.training
     generator.eval()
-    l1, n, follow, corr, cross = 0.0, 0, [], [], []
+    l1, n, follow, corr, cross, paper = 0.0, 0, [], [], [], []
     for b in batches:
         b = {k: v.to(device) for k, v in b.items()}
         out = generator(b["sketch"], b["reference"])
@@ -136,6 +139,7 @@ def validate(generator: nn.Module, batches: list[dict[str, torch.Tensor]], devic
             pairs = CrossPairs(generator(b["sketch"][:-1], b["reference"][1:]).image, b["sketch"][:-1],
                                b["target"][1:], b["sketch"][1:], b["target"][:-1])
             cross.append(float(cross_color_loss(pairs, torch.Generator().manual_seed(0))))
+            paper.append(float(paper_loss(pairs.image, pairs.sketch, pairs.own_target)))
     generator.train(was_training)
     scores = {"val_l1": l1 / max(n, 1)}
     if follow:
@@ -144,6 +148,7 @@ def validate(generator: nn.Module, batches: list[dict[str, torch.Tensor]], devic
         scores["val_corr_within_one"] = CorrespondenceScores.combine(corr).within_one
     if cross:
         scores["val_cross_color"] = sum(cross) / len(cross)
+        scores["val_paper_paint"] = sum(paper) / len(paper)
     return scores
 
 
