@@ -359,6 +359,10 @@ class TrainConfig:
     # optimizer still come back). Tried once, it did not keep a run from breaking at the same
     # step (README "Other pictures' references in training"); kept for experiments.
     rewind_fresh_d: bool = False
+    # After a rewind the run takes examples it would not otherwise see (a fixed stride further in
+    # the example stream per rewind, carried in checkpoints), instead of replaying the examples that
+    # led to the break; off: every rewind replays them.
+    rewind_new_data: bool = False
     # Speed switches (issue 14). None changes what the weights compute beyond a stated tolerance
     # (tests/training/test_precision.py), so configs saved before they existed load with these
     # defaults (:data:`SPEED_FIELDS`). Autocast: "bf16", "fp16" (with a gradient scaler), "auto"
@@ -508,7 +512,8 @@ SPEED_FIELDS: frozenset[str] = frozenset({"train.mixed_precision", "train.channe
 # names another value is read as written. Every other field stays required.
 ADDED_FIELDS: frozenset[str] = frozenset({"model.attention_norm", "loss.r1_gamma", "loss.lambda_cross", "loss.lambda_paper",
                                           "train.max_rewinds",
-                                          "train.rewind_lr_factor", "train.break_factor", "train.rewind_fresh_d"})
+                                          "train.rewind_lr_factor", "train.break_factor", "train.rewind_fresh_d",
+                                          "train.rewind_new_data"})
 
 
 def _section(cls: type, raw: Any, name: str, complete: bool) -> Any:

@@ -574,3 +574,32 @@ def test_a_rewind_can_start_d_afresh(
     steps_g = {float(v["step"]) for v in state["opt_g"]["state"].values()}
     steps_d = {float(v["step"]) for v in state["opt_d"]["state"].values()}
     assert steps_d == {8.0 - back_to} and min(steps_g) > 8.0 - back_to
+
+
+@pytest.mark.parametrize("new_data", [False, True])
+def test_a_rewind_can_move_on_to_examples_the_run_has_not_seen(
+        sample_photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cfg_of, new_data: bool,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """With train.rewind_new_data the batches after a rewind come a stride further in the example
+    stream (the same batches again without it), and a resume after the rewind keeps reading there."""
+    import sketchcolor.training.loop as loop_mod
+
+    real, reads = loop_mod._loader, []
+
+    def loader(*args, **kw):  # noqa: ANN002, ANN003, ANN202
+        made = real(*args, **kw)
+        reads.append(made.dataset.start)
+        return made
+    monkeypatch.setattr(loop_mod, "_loader", loader)
+    _bad_from(monkeypatch, range(5, 8))
+    sets = [f"train.rewind_new_data={str(new_data).lower()}", *REWIND]
+    cfg = cfg_of("train.steps=8", *sets)
+    run = tmp_path / "run"
+    fit(cfg, sample_photos[0].parent, run, progress=False)
+    (back_to,) = [int(m.group(1)) for m in re.finditer(r"back to step (\d+)", caplog.text)]
+    assert ("examples it has not seen" in caplog.text) == new_data
+    offset = loop_mod.REWIND_DATA_STRIDE if new_data else 0
+    batch = cfg.train.batch_size
+    assert reads == [0, offset + back_to * batch]
+    fit(cfg_of("train.steps=9", *sets), sample_photos[0].parent, run, resume=True, progress=False)
+    assert reads[-1] == offset + 8 * batch

@@ -89,13 +89,26 @@ def _terms(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.3g}" for k, v in metrics.items())
 
 
+# With train.rewind_new_data, each rewind moves the run this many examples further in its stream:
+# more than a run of the default recipe takes (20,000 steps x 8), so the examples after a rewind
+# are ones the run would never have seen.
+REWIND_DATA_STRIDE = 200_003
+
+
+def data_offset(cfg: Config, rewinds: int) -> int:
+    """Where in the example stream a run that has gone back ``rewinds`` times reads: 0, or
+    ``rewinds`` strides with ``train.rewind_new_data``."""
+    return rewinds * REWIND_DATA_STRIDE if cfg.train.rewind_new_data else 0
+
+
 def _loader(images: ImageFolder, grid: tuple[int, int], cfg: Config, world: World, device: torch.device,
-            step: int) -> DataLoader:
-    """The run's batches from ``step`` on. Example g of the run is rebuilt from g alone, so a
-    resumed (or rewound) run sees the same batches, with any number of processes: rank r takes
-    examples r, r + N, ... of each global batch."""
+            step: int, offset: int = 0) -> DataLoader:
+    """The run's batches from ``step`` on, ``offset`` examples further in the stream
+    (:func:`data_offset`). Example g of the run is rebuilt from g alone, so a resumed (or rewound)
+    run sees the same batches, with any number of processes: rank r takes examples r, r + N, ...
+    of each global batch."""
     tc = cfg.train
-    stream = TripletStream(images, grid, tc.seed, start=step * tc.batch_size,
+    stream = TripletStream(images, grid, tc.seed, start=offset + step * tc.batch_size,
                            length=max(0, tc.steps - step) * tc.batch_size)
     return DataLoader(stream, batch_size=distributed.local_batch(world, tc.batch_size), shuffle=False,
                       sampler=distributed.shard_sampler(world, stream), num_workers=cfg.data.num_workers,
@@ -493,7 +506,8 @@ def rewind(cfg: Config, out_dir: Path, models: Models, precision: Precision, sta
     if world.main:
         go_back(out_dir, new.step, new)
         log.warning("step %d: %s; back to step %d with the learning rates x %.3g%s (rewind %d of %d)", state.step, why,
-                    new.step, scale, ", D afresh" if tc.rewind_fresh_d else "", state.rewinds + 1, tc.max_rewinds)
+                    new.step, scale, (", D afresh" if tc.rewind_fresh_d else "")
+                    + (", examples it has not seen" if tc.rewind_new_data else ""), state.rewinds + 1, tc.max_rewinds)
     distributed.barrier(world)  # rank 0 has set the newer checkpoints aside before anyone saves again
     # the time and the skipped steps of the branch left behind were spent all the same
     return replace(new, elapsed=state.elapsed, skipped=state.skipped, rewinds=state.rewinds + 1, history=state.history)
@@ -646,7 +660,7 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
     try:
         while state.step < tc.steps:  # more than one pass only when the run goes back (train.max_rewinds)
             why = None
-            for batch in _loader(images, grid, cfg, world, device, state.step):
+            for batch in _loader(images, grid, cfg, world, device, state.step, data_offset(cfg, state.rewinds)):
                 t0 = time.perf_counter()
                 batch = _to(batch, device, tc.channels_last)
                 gen = torch.Generator().manual_seed(tc.seed * SEED_STRIDE + state.step)  # triplet negatives

@@ -46,6 +46,7 @@ MAY_CHANGE: frozenset[str] = frozenset({
     "train.steps", "train.lr_g", "train.lr_d", "train.beta1", "train.beta2", "train.grad_clip", "train.device", "train.threads",
     "train.log_every", "train.image_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.val_every", "train.max_bad_steps", "train.max_rewinds", "train.rewind_lr_factor", "train.break_factor", "train.rewind_fresh_d",
+    "train.rewind_new_data",
     "data.num_workers", "data.cache_images",
     "train.mixed_precision", "train.channels_last", "train.compile",
     "loss.r1_gamma",
