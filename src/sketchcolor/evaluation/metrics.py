@@ -172,6 +172,30 @@ def drawing_color_distance(output: np.ndarray, picture: np.ndarray, sketch: np.n
     return sliced_wasserstein(rgb2lab(output)[keep], rgb2lab(reference)[ref_keep], n_directions=n_directions, seed=seed)
 
 
+# A picture enters :func:`paper_painted` only with at least this many paper pixels around its drawing.
+MIN_PAPER_PIXELS = 100
+
+
+def paper_painted(output: np.ndarray, picture: np.ndarray, sketch: np.ndarray) -> float:
+    """Share (0..1) of the paper around the drawing of ``sketch [H, W]`` (the near-white pixels of
+    its true colors ``picture [H, W, 3]`` in the region around it: :func:`around_drawing`) that
+    ``output [H, W, 3]`` paints, i.e. leaves darker than L 90 or more colored than chroma 6: paint
+    spilled on the paper. NaN when that paper has fewer than :data:`MIN_PAPER_PIXELS` pixels (a
+    full-frame picture)."""
+    _check_rgb(output, "output")
+    _check_rgb(picture, "picture")
+    _check_sketch(sketch, output.shape)
+    _check_sketch(sketch, picture.shape)
+
+    def is_paper(lab: np.ndarray) -> np.ndarray:
+        return (lab[..., 0] > PAPER_L) & (np.hypot(lab[..., 1], lab[..., 2]) < PAPER_CHROMA)
+
+    paper = around_drawing(sketch) & is_paper(rgb2lab(picture))
+    if paper.sum() < MIN_PAPER_PIXELS:
+        return float("nan")
+    return float((paper & ~is_paper(rgb2lab(output))).sum() / paper.sum())
+
+
 # ---------------------------------------------------------------------------------------------
 # Line preservation
 
