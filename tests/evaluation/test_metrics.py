@@ -96,19 +96,23 @@ def test_drawing_color_distance_leaves_the_paper_out() -> None:
 
 def test_paper_painted_is_the_share_of_the_paper_around_the_drawing_that_is_painted() -> None:
     sketch, picture = _framed((220, 30, 30))
-    assert M.paper_painted(picture, picture, sketch) == 0.0
-    paper = M.around_drawing(sketch) & M.painted_mask(sketch)
+    paper = M.paper_around_drawing(picture, sketch)
+    assert np.array_equal(paper, M.around_drawing(sketch) & M.painted_mask(sketch))  # white, off the lines
+    assert M.paper_painted(picture, paper) == 0.0
     spilled = picture.copy()
     spilled[:8] = (250, 235, 150)  # a pale yellow band along the top of the paper
-    assert M.paper_painted(spilled, picture, sketch) == pytest.approx(paper[:8].sum() / paper.sum())
+    assert M.paper_painted(spilled, paper) == pytest.approx(paper[:8].sum() / paper.sum())
     grey = picture.copy()
     grey[paper] = (200, 200, 200)  # a grey paper counts as painted too (L under 90)
-    assert M.paper_painted(grey, picture, sketch) == 1.0
+    assert M.paper_painted(grey, paper) == 1.0
     inside = picture.copy()
     inside[20:44, 20:44] = (30, 30, 220)  # paint inside the drawing is not on the paper
-    assert M.paper_painted(inside, picture, sketch) == 0.0
+    assert M.paper_painted(inside, paper) == 0.0
     _, flag = _framed((220, 30, 30), paper=(30, 160, 60))  # a full-frame picture has no paper
-    assert np.isnan(M.paper_painted(flag, flag, sketch))
+    no_paper = M.paper_around_drawing(flag, sketch)
+    assert not no_paper.any() and np.isnan(M.paper_painted(flag, no_paper))
+    with pytest.raises(ValueError, match="shape"):
+        M.paper_painted(picture, paper[:32])
 
 
 def test_drawing_mask_keeps_a_full_frame_picture() -> None:

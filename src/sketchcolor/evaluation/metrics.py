@@ -145,9 +145,7 @@ def drawing_mask(picture: np.ndarray, sketch: np.ndarray) -> np.ndarray:
     """bool ``[H, W]``: a picture's own drawing: off the lines of its ``sketch`` and not its
     paper (the near-white pixels of ``picture [H, W, 3]`` in the region around the drawing). A
     full-frame picture (a flag) keeps its colors."""
-    lab = rgb2lab(picture)
-    paper = (lab[..., 0] > PAPER_L) & (np.hypot(lab[..., 1], lab[..., 2]) < PAPER_CHROMA)
-    return painted_mask(sketch) & ~(around_drawing(sketch) & paper)
+    return painted_mask(sketch) & ~(around_drawing(sketch) & is_paper(picture))
 
 
 def drawing_color_distance(output: np.ndarray, picture: np.ndarray, sketch: np.ndarray, reference: np.ndarray,
@@ -176,24 +174,31 @@ def drawing_color_distance(output: np.ndarray, picture: np.ndarray, sketch: np.n
 MIN_PAPER_PIXELS = 100
 
 
-def paper_painted(output: np.ndarray, picture: np.ndarray, sketch: np.ndarray) -> float:
-    """Share (0..1) of the paper around the drawing of ``sketch [H, W]`` (the near-white pixels of
-    its true colors ``picture [H, W, 3]`` in the region around it: :func:`around_drawing`) that
-    ``output [H, W, 3]`` paints, i.e. leaves darker than L 90 or more colored than chroma 6: paint
-    spilled on the paper. NaN when that paper has fewer than :data:`MIN_PAPER_PIXELS` pixels (a
-    full-frame picture)."""
-    _check_rgb(output, "output")
+def is_paper(picture: np.ndarray) -> np.ndarray:
+    """bool ``[H, W]``: the near-white pixels of ``picture [H, W, 3]`` (L > 90, chroma < 6)."""
+    lab = rgb2lab(picture)
+    return (lab[..., 0] > PAPER_L) & (np.hypot(lab[..., 1], lab[..., 2]) < PAPER_CHROMA)
+
+
+def paper_around_drawing(picture: np.ndarray, sketch: np.ndarray) -> np.ndarray:
+    """bool ``[H, W]``: the paper around the drawing of ``sketch [H, W]``: the near-white pixels of
+    its true colors ``picture [H, W, 3]`` in the region around it (:func:`around_drawing`)."""
     _check_rgb(picture, "picture")
-    _check_sketch(sketch, output.shape)
     _check_sketch(sketch, picture.shape)
+    return around_drawing(sketch) & is_paper(picture)
 
-    def is_paper(lab: np.ndarray) -> np.ndarray:
-        return (lab[..., 0] > PAPER_L) & (np.hypot(lab[..., 1], lab[..., 2]) < PAPER_CHROMA)
 
-    paper = around_drawing(sketch) & is_paper(rgb2lab(picture))
+def paper_painted(output: np.ndarray, paper: np.ndarray) -> float:
+    """Share (0..1) of ``paper`` (bool ``[H, W]``, from :func:`paper_around_drawing`, computed once
+    per picture: the segmentation costs more than the rest) that ``output [H, W, 3]`` paints, i.e.
+    leaves darker than L 90 or more colored than chroma 6: paint spilled on the paper. NaN when the
+    paper has fewer than :data:`MIN_PAPER_PIXELS` pixels (a full-frame picture)."""
+    _check_rgb(output, "output")
+    if paper.shape != output.shape[:2]:
+        raise ValueError(f"paper mask has shape {paper.shape}, output {output.shape[:2]}")
     if paper.sum() < MIN_PAPER_PIXELS:
         return float("nan")
-    return float((paper & ~is_paper(rgb2lab(output))).sum() / paper.sum())
+    return float((paper & ~is_paper(output)).sum() / paper.sum())
 
 
 # ---------------------------------------------------------------------------------------------
