@@ -52,11 +52,21 @@ def _lab(image: torch.Tensor) -> torch.Tensor:
     return rgb_to_lab(((image.float() + 1.0) * 0.5).clamp(0.0, 1.0)).flatten(2).transpose(1, 2) / 100.0
 
 
+def _is_paper(lab: torch.Tensor) -> torch.Tensor:
+    """bool ``[n, H*W]``: the paper pixels (L > 80, chroma < 6) of ``lab [n, H*W, 3]`` (``_lab`` units)."""
+    return (lab[..., 0] > PAPER_L / 100) & (lab[..., 1:].norm(dim=-1) < PAPER_CHROMA / 100)
+
+
+def is_paper(image: torch.Tensor) -> torch.Tensor:
+    """bool ``[n, H*W]``: the paper pixels of ``image [n, 3, H, W]`` (in [-1, 1]), by the rule
+    this term leaves out (L > 80, chroma < 6)."""
+    return _is_paper(_lab(image))
+
+
 def _content(lab: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
     """bool ``[n, H*W]``: off the lines of ``sketch [n, 1, H, W]`` and not paper in ``lab [n, H*W, 3]``
     (``_lab`` units)."""
-    paper = (lab[..., 0] > PAPER_L / 100) & (lab[..., 1:].norm(dim=-1) < PAPER_CHROMA / 100)
-    return (sketch[:, 0] >= LINE_LEVEL).flatten(1) & ~paper
+    return (sketch[:, 0] >= LINE_LEVEL).flatten(1) & ~_is_paper(lab)
 
 
 # Stands in for the projections of left-out pixels: sorted after every real one (real projections

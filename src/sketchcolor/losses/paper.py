@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.color import rgb_to_lab
 
-from sketchcolor.losses.cross_color import LINE_LEVEL, PAPER_CHROMA, PAPER_L
+from sketchcolor.losses.cross_color import LINE_LEVEL, is_paper
 
 
 def reach_from_frame(free: torch.Tensor) -> torch.Tensor:
@@ -48,8 +47,7 @@ def paper_around_drawing(own_target: torch.Tensor, sketch: torch.Tensor) -> torc
     """bool ``[n, 1, H, W]``: the paper around the drawing of ``sketch [n, 1, H, W]`` (in [-1, 1]):
     off its lines, reached from the frame without crossing one, and paper in ``own_target
     [n, 3, H, W]`` (in [-1, 1]; CIELAB L > 80 and chroma < 6, as the cross term)."""
-    lab = rgb_to_lab(((own_target.float() + 1.0) * 0.5).clamp(0.0, 1.0))
-    paper = (lab[:, :1] > PAPER_L) & (lab[:, 1:].norm(dim=1, keepdim=True) < PAPER_CHROMA)
+    paper = is_paper(own_target).view(sketch.shape)
     return reach_from_frame(sketch >= LINE_LEVEL) & paper
 
 
