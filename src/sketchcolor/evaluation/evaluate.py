@@ -39,9 +39,10 @@ from sketchcolor.evaluation.metrics import (
     CorrespondenceScores,
     color_distance,
     correspondence_accuracy,
-    drawing_color_distance,
     line_preservation,
     lines_kept,
+    masked_color_distance,
+    painted_mask,
     paper_around_drawing,
     paper_painted,
     psnr,
@@ -156,7 +157,9 @@ def evaluate(
         inception = InceptionFeatures(device=pipe.device)
         meta["inception"] = inception.describe()
         real_feats = inception([p.color for p in pictures])
-    paper = [paper_around_drawing(p.color, p.sketch) for p in pictures]  # once, not once per method
+    # once per picture, not once per method: the segmentation costs more than the scores
+    paper = [paper_around_drawing(p.color, p.sketch) for p in pictures]
+    drawing = [painted_mask(p.sketch) & ~m for p, m in zip(pictures, paper)]  # metrics.drawing_mask
     for name, r in raw.items():
         row: dict[str, Any] = {}
         if inception is not None:
@@ -166,8 +169,8 @@ def evaluate(
         row["color dist. (cross) ↓"] = float(np.mean([color_distance(o, pictures[partners[i]].color, pictures[i].sketch, seed=seed)
                                                       for i, o in enumerate(r.cross)]))
         row["color dist., drawing (cross) ↓"] = float(np.nanmean([
-            drawing_color_distance(o, pictures[i].color, pictures[i].sketch, pictures[partners[i]].color,
-                                   pictures[partners[i]].sketch, seed=seed) for i, o in enumerate(r.cross)]))
+            masked_color_distance(o, drawing[i], pictures[partners[i]].color, drawing[partners[i]], seed=seed)
+            for i, o in enumerate(r.cross)]))
         row["paper painted (cross) ↓"] = float(np.nanmean([paper_painted(o, m) for o, m in zip(r.cross, paper)]))
         # nanmean: a sketch with no line pixels (a blank XDoG of a flat drawing) has no score
         row["lines kept (cross) ↑"] = float(np.nanmean([lines_kept(o, p.sketch) for o, p in zip(r.cross, pictures)]))

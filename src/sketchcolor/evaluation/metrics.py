@@ -145,7 +145,7 @@ def drawing_mask(picture: np.ndarray, sketch: np.ndarray) -> np.ndarray:
     """bool ``[H, W]``: a picture's own drawing: off the lines of its ``sketch`` and not its
     paper (the near-white pixels of ``picture [H, W, 3]`` in the region around the drawing). A
     full-frame picture (a flag) keeps its colors."""
-    return painted_mask(sketch) & ~(around_drawing(sketch) & is_paper(picture))
+    return painted_mask(sketch) & ~paper_around_drawing(picture, sketch)
 
 
 def drawing_color_distance(output: np.ndarray, picture: np.ndarray, sketch: np.ndarray, reference: np.ndarray,
@@ -163,8 +163,15 @@ def drawing_color_distance(output: np.ndarray, picture: np.ndarray, sketch: np.n
     _check_sketch(sketch, output.shape)
     _check_sketch(sketch, picture.shape)
     _check_sketch(reference_sketch, reference.shape)
-    keep = drawing_mask(picture, sketch)
-    ref_keep = drawing_mask(reference, reference_sketch)
+    return masked_color_distance(output, drawing_mask(picture, sketch), reference, drawing_mask(reference, reference_sketch),
+                                 n_directions=n_directions, seed=seed)
+
+
+def masked_color_distance(output: np.ndarray, keep: np.ndarray, reference: np.ndarray, ref_keep: np.ndarray,
+                          n_directions: int = 64, seed: int = 0) -> float:
+    """:func:`drawing_color_distance` with its masks given (bool ``keep [H, W]`` over ``output``,
+    ``ref_keep [H', W']`` over ``reference``), for callers that score several outputs of one
+    picture: the masks' segmentation costs more than the distance. NaN when either mask is empty."""
     if not keep.any() or not ref_keep.any():
         return float("nan")
     return sliced_wasserstein(rgb2lab(output)[keep], rgb2lab(reference)[ref_keep], n_directions=n_directions, seed=seed)
