@@ -16,6 +16,7 @@ from sketchcolor.inference.render import (
     reference_palette,
     segment_regions,
     snap_to_palette,
+    split_open_regions,
     trap_open_shapes,
 )
 
@@ -273,6 +274,32 @@ def test_paint_on_the_paper_beside_the_drawing_stays_paper():
     paint, alpha = fill_regions(pred, sketch)
     assert (alpha[106:115, 32:88] == 0).all() and tuple(paint[110, 60]) == (255, 255, 255)
     assert alpha[60, 30] == 255
+
+
+def step_shape() -> np.ndarray:
+    """A closed step: a tower at the left rising from a block; the notch at the upper right is paper."""
+    s = np.full((120, 120), 255, np.uint8)
+    poly = np.array([[20, 100], [20, 20], [55, 20], [55, 60], [100, 60], [100, 100]], np.int32)
+    cv2.polylines(s, [poly], True, 0, 2)
+    return s
+
+
+@pytest.mark.parametrize("top", [25, 30, 40])
+def test_a_pale_halo_in_a_notch_of_a_closed_shape_stays_paper(top: int) -> None:
+    """Pale paint on the paper against two sides of a closed silhouette (lines on its inner side
+    only) is the network's halo, not an open shape: it stays paper. The same paint, darker than
+    the halo lightness, is still taken for a shape the lines almost enclose."""
+    sketch = step_shape()
+    for color, painted in (((250, 240, 170), False), ((200, 150, 40), True)):
+        pred = np.full(sketch.shape + (3,), 255, np.uint8)
+        pred[top:59, 57:92] = color
+        paint, alpha = fill_regions(pred, sketch)
+        assert (alpha[55, 70] == 255) == painted, color
+        if not painted:
+            assert tuple(paint[55, 70]) == (255, 255, 255)
+        # without the rule the pale halo was a shape
+        split = split_open_regions(pred, segment_regions(sketch), sketch, pale_lightness=101.0)
+        assert split[55, 70] != split[5, 5]
 
 
 def test_a_shirt_open_below_is_closed_between_its_line_ends():
