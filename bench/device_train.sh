@@ -9,6 +9,9 @@
 # Usage: OUT=folder TRAIN_S=400 BATCH=32 DEVICE=cuda bash bench/device_train.sh
 #   INIT=            train from scratch instead of from weights/default (INIT=folder: another artifact)
 #   EXTRA_SETS="--set k=v ..."   more config overrides; BENCH_S=0 skips the bench
+#   LAST=1           also the newest checkpoint's weights (last_config.json, last.safetensors.part*)
+# Back in $OUT: train.log, logs.tgz (the bench's figures, summary.json, the TensorBoard events),
+# model_config.json + model.safetensors.part* (the best), and with LAST=1 the newest.
 set -u
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -47,7 +50,18 @@ if [ -f "$B/model.safetensors" ]; then
   split -b 15M -d "$B/model.safetensors" "$OUT/model.safetensors.part"
   sha256sum "$B/model.safetensors" >> "$OUT/train.log"
 fi
-cp "$SCRATCH/run/summary.json" "$OUT/summary.json" 2>/dev/null
-cp "$SCRATCH"/run/logs/events.out.tfevents.* "$OUT/" 2>/dev/null
+# LAST=1: also the newest checkpoint (its folder is an artifact too: config.json + the EMA's
+# model.safetensors), since the best is often the first validation and says nothing of the end
+NEWEST=$(ls -d "$SCRATCH"/run/checkpoints/step_* 2>/dev/null | sort | tail -1)
+if [ "${LAST:-0}" = 1 ] && [ -n "$NEWEST" ] && [ -f "$NEWEST/model.safetensors" ]; then
+  cp "$NEWEST/config.json" "$OUT/last_config.json"
+  split -b 15M -d "$NEWEST/model.safetensors" "$OUT/last.safetensors.part"
+  echo "last: $(basename "$NEWEST") $(sha256sum < "$NEWEST/model.safetensors")" >> "$OUT/train.log"
+fi
+# the small files in one archive: at most 8 files come back from the lent machine
+L="$SCRATCH/logs_out" && rm -rf "$L" && mkdir -p "$L"
+cp "$SCRATCH/run/summary.json" "$SCRATCH"/run/logs/events.out.tfevents.* "$L/" 2>/dev/null
+mv "$OUT"/bench_gpu.* "$L/" 2>/dev/null
+tar czf "$OUT/logs.tgz" -C "$L" .
 ls -la "$SCRATCH/run" "$SCRATCH/run/checkpoints" "$SCRATCH/run/model" 2>&1 | tail -20
 say "done"
