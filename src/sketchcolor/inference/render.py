@@ -68,8 +68,8 @@ DOMINANT_RADIUS = 25.0
 # with HALO_OUTLINE of its rim on the lines, not the usual 0.4: the network paints a pale halo
 # around closed silhouettes (a castle, a notebook) whose inner rim alone lies on lines. On the val
 # split (every 2nd picture, cross references, shipped weights) it took the paper painted from 2.9%
-# to 2.1% for a drawing color distance of 14.908 against 14.875 (README "Keeping other pictures'
-# colors off the paper").
+# to 2.1% for a drawing color distance of 14.908 against 14.875 (README "Halos in the
+# rendering").
 HALO_LIGHTNESS, HALO_OUTLINE = 70.0, 0.6
 # Paper: a region that touches the border and whose color is this close to white is painted white.
 PAPER_LIGHTNESS, PAPER_CHROMA = 85.0, 12.0
