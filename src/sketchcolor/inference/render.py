@@ -497,12 +497,13 @@ def split_open_regions(prediction: np.ndarray, labels: np.ndarray, sketch: np.nd
         if not ring.any():
             continue
         outline = padded_lines[ring].mean()
+        if outline < min_outline:
+            continue
         inside = part.astype(bool)
         if outline < pale_outline and np.median(rgb2lab(prediction[inside].reshape(-1, 1, 3))[:, 0, 0]) > pale_lightness:
-            continue
-        if outline >= min_outline:
-            out[inside] = next_label
-            next_label += 1
+            continue  # a pale halo around a closed silhouette
+        out[inside] = next_label
+        next_label += 1
     return out
 
 
