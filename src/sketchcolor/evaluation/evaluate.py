@@ -39,10 +39,10 @@ from sketchcolor.evaluation.metrics import (
     CorrespondenceScores,
     color_distance,
     correspondence_accuracy,
+    drawing_mask,
     line_preservation,
     lines_kept,
     masked_color_distance,
-    painted_mask,
     paper_around_drawing,
     paper_painted,
     psnr,
@@ -159,7 +159,7 @@ def evaluate(
         real_feats = inception([p.color for p in pictures])
     # once per picture, not once per method: the segmentation costs more than the scores
     paper = [paper_around_drawing(p.color, p.sketch) for p in pictures]
-    drawing = [painted_mask(p.sketch) & ~m for p, m in zip(pictures, paper)]  # metrics.drawing_mask
+    drawing = [drawing_mask(p.color, p.sketch, m) for p, m in zip(pictures, paper)]
     for name, r in raw.items():
         row: dict[str, Any] = {}
         if inception is not None:

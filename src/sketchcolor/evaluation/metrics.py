@@ -141,11 +141,14 @@ def around_drawing(sketch: np.ndarray) -> np.ndarray:
     return np.isin(labels, outside_labels(labels, sketch=sketch))
 
 
-def drawing_mask(picture: np.ndarray, sketch: np.ndarray) -> np.ndarray:
+def drawing_mask(picture: np.ndarray, sketch: np.ndarray, paper: np.ndarray | None = None) -> np.ndarray:
     """bool ``[H, W]``: a picture's own drawing: off the lines of its ``sketch`` and not its
     paper (the near-white pixels of ``picture [H, W, 3]`` in the region around the drawing). A
-    full-frame picture (a flag) keeps its colors."""
-    return painted_mask(sketch) & ~paper_around_drawing(picture, sketch)
+    full-frame picture (a flag) keeps its colors. ``paper``: :func:`paper_around_drawing` of the
+    same picture where a caller already has it (it costs a segmentation)."""
+    if paper is None:
+        paper = paper_around_drawing(picture, sketch)
+    return painted_mask(sketch) & ~paper
 
 
 def drawing_color_distance(output: np.ndarray, picture: np.ndarray, sketch: np.ndarray, reference: np.ndarray,
