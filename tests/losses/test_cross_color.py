@@ -202,6 +202,20 @@ def test_selection_weighs_the_cross_color_only_for_runs_that_train_it() -> None:
     assert selection_score(scores, cross=True) == pytest.approx(0.9 - 0.2 - 0.4)
 
 
+def test_selection_weighs_the_paper_paint_only_for_runs_that_train_it() -> None:
+    """The validations of the run that made the step-15,500 weights (`runs/paper30n`, steps
+    13,000 and 15,500): without the paper paint the score keeps 13,000, with it 15,500, which
+    painted less of the paper when rendered and was shipped."""
+    from sketchcolor.training.validation import selection_score
+
+    early = {"val_l1": 0.0831, "val_responsiveness": 0.9765, "val_cross_color": 0.1157, "val_paper_paint": 0.0684}
+    late = {"val_l1": 0.0877, "val_responsiveness": 0.9766, "val_cross_color": 0.1125, "val_paper_paint": 0.0253}
+    assert selection_score(early, cross=True) > selection_score(late, cross=True)
+    assert selection_score(late, cross=True, paper=True) > selection_score(early, cross=True, paper=True)
+    assert selection_score(late, cross=True, paper=True) == pytest.approx(0.9766 - 2 * 0.0877 - 2 * 0.1125 - 0.0253)
+    assert selection_score(late, paper=True) == pytest.approx(0.9766 - 2 * 0.0877 - 0.0253)
+
+
 def test_config_refuses_the_term_with_batch_norm() -> None:
     from sketchcolor.config import Config, ConfigError, LossConfig, ModelConfig
 

@@ -397,7 +397,7 @@ class Run:
         scores = validate(self.models.shipped, self.val_batches, self.device, self.grid)
         for k, v in scores.items():
             self.writer.add_scalar(f"val/{k.removeprefix('val_')}", v, self.state.step)
-        score = selection_score(scores, cross=self.cfg.loss.lambda_cross > 0)
+        score = selection_score(scores, cross=self.cfg.loss.lambda_cross > 0, paper=self.cfg.loss.lambda_paper > 0)
         if score > self.state.best_score:
             self.state.best_score, self.state.best_step = score, self.state.step
             save_artifact(self.out_dir / "best", self.models.shipped, self.cfg,
