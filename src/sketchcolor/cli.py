@@ -449,6 +449,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    code = _run(args)
+    if args.func is _train:
+        from sketchcolor.training import distributed
+
+        distributed.end_process(code)  # a torchrun worker exits here, skipping the interpreter's teardown
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command's exit status; errors become one line on stderr."""
     try:
         return args.func(args)
     except SketchColorError as e:
