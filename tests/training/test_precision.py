@@ -72,22 +72,6 @@ def test_mixed_precision_run_keeps_its_scalers_across_a_resume(tmp_path: Path, s
     assert load_trainer_state(list_checkpoints(tmp_path / "r" / "checkpoints")[-1])["step"] == 2
 
 
-def test_a_resume_in_another_precision_is_warned_about(tmp_path: Path, sample_photos: list[Path], small_config,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
-    common = ["train.batch_size=2", "train.log_every=1", "train.image_every=1000", "train.checkpoint_every=1"]
-    fit(small_config(*common, "train.steps=1"), sample_photos[0].parent, tmp_path / "r", progress=False)
-    with caplog.at_level("WARNING", logger="sketchcolor.training.loop"):
-        fit(small_config(*common, "train.steps=2"), sample_photos[0].parent, tmp_path / "r", resume=True,
-            progress=False)
-    assert not [r for r in caplog.records if "resumes in" in r.getMessage()]
-    with caplog.at_level("WARNING", logger="sketchcolor.training.loop"):
-        fit(small_config(*common, "train.steps=3", "train.mixed_precision=bf16"), sample_photos[0].parent,
-            tmp_path / "r", resume=True, progress=False)
-    said = [r.getMessage() for r in caplog.records if "resumes in" in r.getMessage()]
-    assert len(said) == 1 and "trained in fp32 and resumes in bf16" in said[0]
-    assert "train.mixed_precision=off" in said[0]
-
-
 def test_auto_precision_is_fp32_on_cpu() -> None:
     assert choose_precision("auto", torch.device("cpu")).dtype is None
     assert choose_precision("bf16", torch.device("cpu")).dtype is torch.bfloat16

@@ -277,13 +277,6 @@ def resume_from(last: Path, cfg: Config, models: Models, precision: Precision | 
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{last}: trainer state does not match this model ({first[:160]})") from None
     log.info("resumed from %s (step %d)", last, int(state["step"]))
-    trained_in = meta.get("autocast")
-    if precision is not None and trained_in and trained_in != precision.name:
-        # the shipped run's fp32 state resumed in bf16 broke within 100 steps (README, "A resume in
-        # bf16 of the fp32 sitting"): say so, since --resume lets the precision change
-        log.warning("%s was trained in %s and resumes in %s; a run switched so at --resume has broken at once "
-                    "(train.mixed_precision=%s keeps it)", last, trained_in, precision.name,
-                    {"fp32": "off"}.get(trained_in, trained_in))
     if scale != 1.0:
         log.info("learning rates: the recipe's x %.3g (what the run's rewinds left): G %.3g, D %.3g", scale,
                  tc.lr_g * scale, tc.lr_d * scale)
