@@ -450,11 +450,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     code = _run(args)
-    # a torchrun worker exits here, skipping the interpreter's teardown (training.distributed.end_process).
-    # Only a process whose training loop ran can have ended a group, and that loop imported the
-    # module: looking it up in sys.modules keeps torch out of `train --dry-run` and of bad-config errors.
+    # a torchrun worker exits here, skipping the interpreter's teardown (training.distributed.end_process
+    # returns in any process that did not end a group). Only a process whose training loop ran can have
+    # ended one, and that loop imported the module: looking it up in sys.modules keeps torch out of
+    # `train --dry-run` and of bad-config errors.
     distributed = sys.modules.get("sketchcolor.training.distributed")
-    if args.func is _train and distributed is not None:
+    if distributed is not None:
         distributed.end_process(code)
     return code
 
