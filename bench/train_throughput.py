@@ -87,7 +87,11 @@ def random_batch(cfg: Any, b: int, device: torch.device) -> dict[str, torch.Tens
     gen = torch.Generator().manual_seed(1234)
     batch = {"sketch": torch.rand(b, 1, s, s, generator=gen) * 2 - 1, "reference": torch.rand(b, 3, s, s, generator=gen) * 2 - 1,
              "target": torch.rand(b, 3, s, s, generator=gen) * 2 - 1, "correspondence": torch.arange(h * h).repeat(b, 1)}
+    from sketchcolor.data.paper import around_drawing
     from sketchcolor.training.loop import _to
+
+    # made with each example in the data workers, as a training batch brings it (data.paper)
+    batch["around"] = around_drawing(batch["sketch"])
 
     return _to(batch, device, cfg.train.channels_last)
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from sketchcolor.config import DataConfig
 from sketchcolor.data.datasets import ImageFolder, TripletStream, list_images
+from sketchcolor.data.paper import around_drawing
 from sketchcolor.data.splits import split_files, stable_fraction
 from sketchcolor.errors import SketchColorError
 
@@ -149,7 +150,7 @@ def _stream(files, seed=3, start=0, length=0):
 
 
 def _assert_same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys() == {"sketch", "reference", "target", "correspondence"}
+    assert a.keys() == b.keys() == {"sketch", "reference", "target", "correspondence", "around"}
     for k in a:
         assert torch.equal(a[k], b[k]), k
 
@@ -166,6 +167,8 @@ def test_stream_example_rebuilds_identically(photo_files):
     assert ex["sketch"].shape == (1, SIZE, SIZE)
     assert ex["reference"].shape == ex["target"].shape == (3, SIZE, SIZE)
     assert ex["correspondence"].shape == (GRID[0] * GRID[1],)
+    # the paper term's region around the drawing comes with the example, made from its sketch
+    assert ex["around"].dtype == torch.bool and torch.equal(ex["around"], around_drawing(ex["sketch"][None])[0])
 
 
 def test_stream_resume_matches_unbroken_run(photo_files):

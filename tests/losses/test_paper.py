@@ -1,4 +1,5 @@
-"""The paper term (loss.lambda_paper): L1 on the cross rows over the paper around the drawing only."""
+"""The paper term (loss.lambda_paper): L1 on the cross rows over the paper around the drawing only,
+and that mask (data/paper.py), which training batches bring made in the data workers."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 import torch
 
 from sketchcolor.config import Config, ConfigError, LossConfig
-from sketchcolor.losses.paper import paper_around_drawing, paper_loss, reach_from_frame
+from sketchcolor.data.paper import around_drawing, paper_around_drawing, reach_from_frame
+from sketchcolor.losses.paper import paper_loss
 from sketchcolor.models import Colorizer, PatchDiscriminator
 from sketchcolor.training.step import train_step
 
@@ -47,6 +49,23 @@ def test_reach_is_four_connected() -> None:
     assert not reached[0, 0, 6:11, 7:10].any() and reached[0, 0, 0, 0] and reached[0, 0, 15, 15]
 
 
+def test_reach_follows_paths_of_any_length() -> None:
+    """A serpentine corridor opening on the frame, its path from there far longer than H + W (the
+    step count of the flood the training step once ran): all of it is reached, the walls are not."""
+    size = 33
+    free = torch.zeros(1, 1, size, size, dtype=torch.bool)
+    for r in range(1, size - 1, 2):  # rows 1, 3, ... joined alternately at the right and left ends
+        free[0, 0, r, 1:size - 1] = True
+        if r + 2 < size - 1:
+            c = size - 2 if (r // 2) % 2 == 0 else 1
+            free[0, 0, r + 1, c] = True
+    free[0, 0, 0, 1] = True  # the opening on the top edge
+    reached = reach_from_frame(free)
+    assert int(free.sum()) > 2 * size * 4
+    assert torch.equal(reached, free)
+    assert torch.equal(reach_from_frame(free.repeat(3, 1, 1, 1)), free.repeat(3, 1, 1, 1))
+
+
 def test_mask_leaves_out_the_inside_and_colored_paper() -> None:
     target = _picture()
     mask = paper_around_drawing(target, _ring())
@@ -71,6 +90,16 @@ def test_loss_scores_paint_on_the_paper_only() -> None:
     loss.backward()
     assert spill.grad is None and painted.grad[..., 10:22, 10:22].abs().sum() == 0
     assert painted.grad[..., 0:4, :].abs().sum() > 0
+
+
+def test_loss_with_the_batch_region_equals_the_loss_that_finds_it() -> None:
+    target, sketch = _picture(), _ring(gap=True)
+    painted = target * 0.3
+    around = around_drawing(sketch)
+    assert torch.equal(paper_around_drawing(target, sketch, around), paper_around_drawing(target, sketch))
+    assert paper_loss(painted, sketch, target, around).item() == paper_loss(painted, sketch, target).item() > 0
+    none = torch.zeros_like(around)  # a region the caller gives is the one used
+    assert paper_loss(painted, sketch, target, none).item() == 0.0
 
 
 def test_loss_is_float32_under_bf16_autocast() -> None:
@@ -98,6 +127,9 @@ def test_train_step_reports_the_term_and_adds_it_to_the_total(tiny_model_cfg) ->
     off, on = step(0.0), step(7.0)
     assert "paper" not in off and on["paper"] > 0
     assert on["total"] == pytest.approx(off["total"] + 7.0 * on["paper"], rel=1e-4)
+    # a batch from the data stream brings the region around each drawing: the same step
+    batch["around"] = around_drawing(sketch)
+    assert step(7.0) == on
 
 
 def test_config_needs_the_cross_rows() -> None:

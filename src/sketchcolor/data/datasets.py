@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from sketchcolor.config import DataConfig
 from sketchcolor.data.io import letterbox, load_image, to_gray
 from sketchcolor.data.pairs import make_triplet
+from sketchcolor.data.paper import around_drawing
 from sketchcolor.data.sketch import extract_sketch
 from sketchcolor.data.sources.manifest import MANIFEST, read_manifest
 from sketchcolor.data.splits import split_files
@@ -127,7 +128,8 @@ class TripletStream(Dataset):
     and a triplet generator seeded by ``(seed, g)``, so any example can be rebuilt from its index
     alone: a resumed run sees exactly the batches an unbroken run would, with any worker count.
     Items are dicts of ``sketch [1,H,W]``, ``reference [3,H,W]``, ``target [3,H,W]``,
-    ``correspondence [h*w]``.
+    ``correspondence [h*w]`` and ``around`` (bool ``[1,H,W]``: the pixels around the drawing,
+    :func:`sketchcolor.data.paper.around_drawing`).
     """
 
     def __init__(self, images: ImageFolder, grid: tuple[int, int], seed: int, start: int = 0, length: int = 0) -> None:
@@ -156,7 +158,11 @@ class TripletStream(Dataset):
         gen = torch.Generator().manual_seed(self.seed * SEED_STRIDE + g)
         sketch = pick_sketch(sketches, self.images.cfg, gen)
         t = make_triplet(rgb, gen, self.images.cfg, self.grid, sketch)
-        return {"sketch": t.sketch, "reference": t.reference, "target": t.target, "correspondence": t.correspondence}
+        # the region around the drawing (the paper term's mask, less the color rule): made here, in
+        # the DataLoader workers, not flooded in the training step (data.paper)
+        around = around_drawing(t.sketch[None])[0]
+        return {"sketch": t.sketch, "reference": t.reference, "target": t.target, "correspondence": t.correspondence,
+                "around": around}
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.example(self.start + i)

@@ -20,15 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from kornia.color import rgb_to_lab
 
-# Sketch pixels darker than 128/255 are lines (inference.render and the metrics use the same
-# threshold); in the training tensors' [-1, 1] range that is 128 / 255 * 2 - 1.
-LINE_LEVEL = 128 / 255 * 2 - 1
-# Paper: L > 80 and chroma < 6 (CIELAB) in a picture's own target. a() keeps white paper near
-# white (its lightness shift fades with chroma); the margin below evaluation's 90 also leaves out
-# light greys, which the L1 to the target still covers.
-PAPER_L, PAPER_CHROMA = 80.0, 6.0
+from sketchcolor.data.paper import LINE_LEVEL, lab_units, paper_in_lab
+
 # Pairs whose painted area is smaller than this are left out (a sketch that is nearly all lines).
 MIN_PIXELS = 64
 
@@ -38,35 +32,23 @@ class CrossPairs:
     """``image [n, 3, H, W]``: G's output for sketch i with the reference of picture j, in [-1, 1];
     ``sketch [n, 1, H, W]``: sketch i; ``target [n, 3, H, W]``: picture j's target (the colors the
     reference was warped from); ``target_sketch [n, 1, H, W]``: picture j's sketch;
-    ``own_target [n, 3, H, W]``: picture i's target (where its paper is)."""
+    ``own_target [n, 3, H, W]``: picture i's target (where its paper is); ``own_around`` bool
+    ``[n, 1, H, W]``: the pixels around sketch i's drawing, where the batch brings them (the
+    ``around`` of :class:`~sketchcolor.data.datasets.TripletStream`'s examples; the paper term
+    computes them when None)."""
 
     image: torch.Tensor
     sketch: torch.Tensor
     target: torch.Tensor
     target_sketch: torch.Tensor
     own_target: torch.Tensor
-
-
-def _lab(image: torch.Tensor) -> torch.Tensor:
-    """``[n, 3, H, W]`` in [-1, 1] -> ``[n, H*W, 3]`` CIELAB, divided by 100 (L in [0, 1])."""
-    return rgb_to_lab(((image.float() + 1.0) * 0.5).clamp(0.0, 1.0)).flatten(2).transpose(1, 2) / 100.0
-
-
-def _is_paper(lab: torch.Tensor) -> torch.Tensor:
-    """bool ``[n, H*W]``: the paper pixels (L > 80, chroma < 6) of ``lab [n, H*W, 3]`` (``_lab`` units)."""
-    return (lab[..., 0] > PAPER_L / 100) & (lab[..., 1:].norm(dim=-1) < PAPER_CHROMA / 100)
-
-
-def is_paper(image: torch.Tensor) -> torch.Tensor:
-    """bool ``[n, H*W]``: the paper pixels of ``image [n, 3, H, W]`` (in [-1, 1]), by the rule
-    this term leaves out (L > 80, chroma < 6)."""
-    return _is_paper(_lab(image))
+    own_around: torch.Tensor | None = None
 
 
 def _content(lab: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
     """bool ``[n, H*W]``: off the lines of ``sketch [n, 1, H, W]`` and not paper in ``lab [n, H*W, 3]``
-    (``_lab`` units)."""
-    return (sketch[:, 0] >= LINE_LEVEL).flatten(1) & ~_is_paper(lab)
+    (:func:`~sketchcolor.data.paper.lab_units`)."""
+    return (sketch[:, 0] >= LINE_LEVEL).flatten(1) & ~paper_in_lab(lab)
 
 
 # Stands in for the projections of left-out pixels: sorted after every real one (real projections
@@ -104,12 +86,12 @@ def _cross_color_loss(pairs: CrossPairs, gen: torch.Generator | None, n_directio
     directions = directions / directions.norm(dim=1, keepdim=True)
     levels = (torch.arange(n_quantiles, device=device, dtype=torch.float32) + 0.5) / n_quantiles
     with torch.no_grad():
-        painted = _content(_lab(pairs.own_target), pairs.sketch)
-        target_lab = _lab(pairs.target)
+        painted = _content(lab_units(pairs.own_target), pairs.sketch)
+        target_lab = lab_units(pairs.target)
         target_painted = _content(target_lab, pairs.target_sketch)
         usable = (painted.sum(dim=1) >= MIN_PIXELS) & (target_painted.sum(dim=1) >= MIN_PIXELS)  # [n]
         ref = _quantiles(target_lab, target_painted, directions, levels)
-    out = _quantiles(_lab(pairs.image), painted, directions, levels)
+    out = _quantiles(lab_units(pairs.image), painted, directions, levels)
     per_pair = torch.where(usable, (out - ref).abs().mean(dim=(1, 2)), 0.0)
     # the mean over usable pairs; 0 with the graph kept when there is none (DDP expects every
     # process to backward)

@@ -51,7 +51,7 @@ def generator_terms(
     if cfg.lambda_cross and cross is not None:
         terms["cross"] = cross_color_loss(cross, gen)
     if cfg.lambda_paper and cross is not None:
-        terms["paper"] = paper_loss(cross.image, cross.sketch, cross.own_target)
+        terms["paper"] = paper_loss(cross.image, cross.sketch, cross.own_target, cross.own_around)
     weights = {"rec": cfg.lambda_rec, "tr": cfg.lambda_tr, "adv": cfg.lambda_adv,
                "perc": cfg.lambda_perc, "style": cfg.lambda_style, "warp": cfg.lambda_warp,
                "cross": cfg.lambda_cross, "paper": cfg.lambda_paper}

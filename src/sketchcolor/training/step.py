@@ -182,7 +182,11 @@ def train_step(
                                                 torch.cat([reference, reference[1:n_cross + 1]])), b)
         else:
             out = generator(sketch, reference)
-    cross = (CrossPairs(cross_image, sketch[:n_cross], target[1:n_cross + 1], sketch[1:n_cross + 1], target[:n_cross])
+    # the region around each drawing comes with the batch (data.paper, made in the data workers);
+    # for a batch built without it (tests, benches) the paper term computes it
+    around = batch.get("around")
+    cross = (CrossPairs(cross_image, sketch[:n_cross], target[1:n_cross + 1], sketch[1:n_cross + 1], target[:n_cross],
+                        None if around is None else around[:n_cross])
              if n_cross else None)
     metrics: dict[str, float] = {}
     if cfg.lambda_adv:

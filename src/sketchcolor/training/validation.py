@@ -137,9 +137,10 @@ def validate(generator: nn.Module, batches: list[dict[str, torch.Tensor]], devic
             follow += responsiveness(out.image[keep].cpu(), turned)
         if b["sketch"].shape[0] > 1:
             pairs = CrossPairs(generator(b["sketch"][:-1], b["reference"][1:]).image, b["sketch"][:-1],
-                               b["target"][1:], b["sketch"][1:], b["target"][:-1])
+                               b["target"][1:], b["sketch"][1:], b["target"][:-1],
+                               b["around"][:-1] if "around" in b else None)
             cross.append(float(cross_color_loss(pairs, torch.Generator().manual_seed(0))))
-            paper.append(float(paper_loss(pairs.image, pairs.sketch, pairs.own_target)))
+            paper.append(float(paper_loss(pairs.image, pairs.sketch, pairs.own_target, pairs.own_around)))
     generator.train(was_training)
     scores = {"val_l1": l1 / max(n, 1)}
     if follow:
