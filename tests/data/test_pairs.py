@@ -121,3 +121,22 @@ def test_given_sketch_is_used_and_size_is_checked(photo):
     assert torch.equal(t.sketch, to_tensor(sketch))
     with pytest.raises(ValueError):
         make_triplet_from_seed(photo, 0, cfg, GRID, sketch=sketch[:-1])
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_warp_and_correspondence_are_those_of_the_sampled_tps(sample_photos, size):
+    """At 64 px with an 8 x 8 grid the correspondence's probes are the image's pixel centers and
+    make_triplet warps them once for both (at 32 px it probes apart): either way the reference
+    and the correspondence are exactly those of the TPS the generator drew."""
+    from sketchcolor.data.appearance import sample_appearance
+    from sketchcolor.data.tps import apply_tps, sample_tps, tps_correspondence
+
+    [path] = [p for p in sample_photos if p.stem == "astronaut"]
+    rgb, _ = letterbox(load_image(path), size)
+    cfg = DataConfig()
+    t = make_triplet(rgb, torch.Generator().manual_seed(5), cfg, GRID)
+    gen = torch.Generator().manual_seed(5)
+    sample_appearance(gen, cfg)  # make_triplet draws a() first, then the TPS
+    params = sample_tps(gen, cfg.tps_grid, cfg.tps_scale)
+    assert torch.equal(t.reference, apply_tps(t.target, params))
+    assert torch.equal(t.correspondence, tps_correspondence(params, *GRID, cfg.correspondence_tolerance))

@@ -18,6 +18,7 @@ from sketchcolor.data.tps import (
     identity_tps,
     sample_tps,
     tps_correspondence,
+    warp_positions,
 )
 
 SIZE, GRID = 64, 8
@@ -192,3 +193,24 @@ def test_correspondence_is_the_exact_nearest_landed_probe(seed):
     want = (idx // (GRID * 8) // 8) * GRID + (idx % (GRID * 8)) // 8
     want[best > 0.75] = -1
     assert torch.equal(tps_correspondence(params, GRID, GRID), want)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_shared_positions_give_the_separate_results(seed):
+    """make_triplet warps the reference's pixel centers once for the image and the
+    correspondence: the same image as kornia's warp_image_tps and the same correspondence as
+    probing separately, to the bit."""
+    from kornia.geometry.transform import warp_image_tps
+
+    params = sample_tps(torch.Generator().manual_seed(seed), 4, 0.2)
+    img = torch.rand(3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    positions = warp_positions(params, SIZE, SIZE)
+    assert positions.shape == (SIZE * SIZE, 2)
+    shared = apply_tps(img, params, positions=positions)
+    assert torch.equal(shared, apply_tps(img, params))
+    centers, kernel_w, affine_w = params.solve()
+    kornia = warp_image_tps((img - 1.0)[None], centers, kernel_w, affine_w, align_corners=False)[0] + 1.0
+    assert torch.equal(shared, kornia)
+    assert torch.equal(tps_correspondence(params, GRID, GRID, positions=positions), tps_correspondence(params, GRID, GRID))
+    with pytest.raises(AssertionError):
+        tps_correspondence(params, GRID, GRID, density=4, positions=positions)  # probes of another density

@@ -11,7 +11,7 @@ from sketchcolor.config import DataConfig
 from sketchcolor.data.appearance import apply_appearance, sample_appearance
 from sketchcolor.data.io import to_tensor
 from sketchcolor.data.sketch import extract_sketch
-from sketchcolor.data.tps import apply_tps, sample_tps, tps_correspondence
+from sketchcolor.data.tps import PROBE_DENSITY, apply_tps, sample_tps, tps_correspondence, warp_positions
 
 
 @dataclass
@@ -46,8 +46,14 @@ def make_triplet(
         raise ValueError(f"sketch {sketch.shape[:2]} and image {image.shape[:2]} differ in size")
     target = apply_appearance(to_tensor(image), sample_appearance(gen, cfg), cfg)  # a(I)
     params = sample_tps(gen, cfg.tps_grid, cfg.tps_scale)
-    reference = apply_tps(target, params)  # s(a(I))
-    corr = tps_correspondence(params, grid[0], grid[1], cfg.correspondence_tolerance)
+    h, w = target.shape[-2:]
+    positions = warp_positions(params, h, w)  # one point warp for the image and the correspondence
+    reference = apply_tps(target, params, positions=positions)  # s(a(I))
+    # the correspondence probes the reference PROBE_DENSITY times per cell side: the image's own
+    # pixel centers when the image is the grid times that (every recipe: feature stride 8)
+    shared = (h, w) == (grid[0] * PROBE_DENSITY, grid[1] * PROBE_DENSITY)
+    corr = tps_correspondence(params, grid[0], grid[1], cfg.correspondence_tolerance, PROBE_DENSITY,
+                              positions if shared else None)
     return Triplet(to_tensor(sketch), reference, target, corr)
 
 

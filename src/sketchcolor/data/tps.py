@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from kornia.geometry.transform import get_tps_transform, warp_image_tps, warp_points_tps
+import torch.nn.functional as F
+from kornia.geometry.transform import get_tps_transform, warp_points_tps
 from scipy.spatial import cKDTree
 
 
@@ -51,11 +52,30 @@ def identity_tps(grid: int = 3) -> TPSParams:
     return TPSParams(src=src, dst=src.clone())
 
 
-def apply_tps(image: torch.Tensor, params: TPSParams, fill: float = 1.0) -> torch.Tensor:
-    """Warp ``image`` ``[C, H, W]`` in [-1, 1]; areas with no source are ``fill`` (white paper)."""
+def warp_positions(params: TPSParams, h: int, w: int) -> torch.Tensor:
+    """``[h * w, 2]``: for each pixel center of an ``h x w`` reference (row-major, normalised
+    (x, y), :func:`cell_centers`), the target position whose content it shows. The same points
+    serve the image warp (:func:`apply_tps`, the sampling grid of kornia's ``warp_image_tps``) and,
+    when the probe grid has the image's size, the correspondence (:func:`tps_correspondence`):
+    :func:`sketchcolor.data.pairs.make_triplet` computes them once for both (a fifth of a
+    triplet's time, ``bench/triplet_time.py``)."""
     centers, kernel_w, affine_w = params.solve()
+    return warp_points_tps(cell_centers(h, w)[None], centers, kernel_w, affine_w)[0]
+
+
+def apply_tps(image: torch.Tensor, params: TPSParams, fill: float = 1.0,
+              positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Warp ``image`` ``[C, H, W]`` in [-1, 1]; areas with no source are ``fill`` (white paper).
+    ``positions``: :func:`warp_positions` of ``params`` at the image's size, where the caller has
+    them. kornia's ``warp_image_tps`` in two public steps (its point warp on the pixel centers,
+    then ``grid_sample``, bilinear, ``align_corners=False``), so that the points can be shared."""
+    h, w = image.shape[-2:]
+    if positions is None:
+        positions = warp_positions(params, h, w)
+    assert positions.shape == (h * w, 2), (tuple(positions.shape), (h, w))
     # grid_sample pads with zeros; shifting by ``fill`` first makes the padding come out as ``fill``.
-    warped = warp_image_tps((image - fill)[None], centers, kernel_w, affine_w, align_corners=False)
+    warped = F.grid_sample((image - fill)[None], positions.view(1, h, w, 2).to(image.dtype), mode="bilinear",
+                           padding_mode="zeros", align_corners=False)
     return warped[0] + fill
 
 
@@ -67,16 +87,24 @@ def cell_centers(h: int, w: int) -> torch.Tensor:
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
 
 
-def tps_correspondence(params: TPSParams, h: int, w: int, tolerance: float = 0.75, density: int = 8) -> torch.Tensor:
+# Probes per cell side of the correspondence's inversion: the feature stride of every recipe, so
+# that at the trained size the probes are the image's pixel centers (see warp_positions).
+PROBE_DENSITY = 8
+
+
+def tps_correspondence(params: TPSParams, h: int, w: int, tolerance: float = 0.75, density: int = PROBE_DENSITY,
+                       positions: torch.Tensor | None = None) -> torch.Tensor:
     """For each sketch cell of an ``h x w`` grid, the reference cell showing the same content.
 
     Returns a long tensor ``[h * w]`` of row-major reference cell indices, ``-1`` where the
     content of that sketch cell is not visible in the reference (warped out of view), judged by
     ``tolerance`` in cells. ``density`` samples per cell side set the accuracy of the inversion.
+    ``positions``: :func:`warp_positions` of ``params`` at ``(h * density, w * density)``, where
+    the caller has them (the image warp's, when the image has that size).
     """
-    centers, kernel_w, affine_w = params.solve()
-    probes = cell_centers(h * density, w * density)  # dense reference positions
-    landed = warp_points_tps(probes[None], centers, kernel_w, affine_w)[0]  # -> target positions
+    if positions is None:
+        positions = warp_positions(params, h * density, w * density)  # dense reference positions -> target
+    assert positions.shape == (h * density * w * density, 2), (tuple(positions.shape), (h, w, density))
     queries = cell_centers(h, w)
     # Distances in cell units so the tolerance does not depend on the grid size.
     scale = torch.tensor([w / 2.0, h / 2.0])
@@ -84,7 +112,7 @@ def tps_correspondence(params: TPSParams, h: int, w: int, tolerance: float = 0.7
     # [hw, (h d)(w d)] distance matrix, whose matmul form rounds (3 cells in 51,200 differed):
     # exact float64 distances. Not faster inside the triplet pipeline (bench/triplet_time.py:
     # ~10 ms either way, half of it the warp of the probes), though it is in a tight loop.
-    landed = landed.double() * scale.double()
+    landed = positions.double() * scale.double()
     landed[~torch.isfinite(landed).all(-1)] = 1e9  # a degenerate warp's probes are never nearest
     tree = cKDTree(landed.cpu().numpy())
     dist, nearest = tree.query((queries.double() * scale.double()).numpy())
