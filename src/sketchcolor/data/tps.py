@@ -57,8 +57,8 @@ def warp_positions(params: TPSParams, h: int, w: int) -> torch.Tensor:
     (x, y), :func:`cell_centers`), the target position whose content it shows. The same points
     serve the image warp (:func:`apply_tps`, the sampling grid of kornia's ``warp_image_tps``) and,
     when the probe grid has the image's size, the correspondence (:func:`tps_correspondence`):
-    :func:`sketchcolor.data.pairs.make_triplet` computes them once for both (a fifth of a
-    triplet's time, ``bench/triplet_time.py``)."""
+    :func:`sketchcolor.data.pairs.make_triplet` computes them once for both (the point warp is
+    the largest stage of a triplet, ``bench/triplet_time.py``)."""
     centers, kernel_w, affine_w = params.solve()
     return warp_points_tps(cell_centers(h, w)[None], centers, kernel_w, affine_w)[0]
 
@@ -110,8 +110,8 @@ def tps_correspondence(params: TPSParams, h: int, w: int, tolerance: float = 0.7
     scale = torch.tensor([w / 2.0, h / 2.0])
     # Nearest landed probe per sketch cell with scipy's k-d tree rather than the full
     # [hw, (h d)(w d)] distance matrix, whose matmul form rounds (3 cells in 51,200 differed):
-    # exact float64 distances. Not faster inside the triplet pipeline (bench/triplet_time.py:
-    # ~10 ms either way, half of it the warp of the probes), though it is in a tight loop.
+    # exact float64 distances. Not faster inside the triplet pipeline (bench/triplet_time.py,
+    # when this function still warped its own probes: ~10 ms either way), though it is in a tight loop.
     landed = positions.double() * scale.double()
     landed[~torch.isfinite(landed).all(-1)] = 1e9  # a degenerate warp's probes are never nearest
     tree = cKDTree(landed.cpu().numpy())
