@@ -66,7 +66,7 @@ def main() -> None:
         gen = torch.Generator().manual_seed(0)
         t0 = time.perf_counter()
         for rgb, sketches in loaded:
-            make_triplet(rgb, gen, cfg, (args.grid, args.grid), next(iter(sketches.values())))
+            make_triplet(rgb, gen, cfg, (args.grid, args.grid), next(iter(sketches.values()), None))
         whole = min(whole, (time.perf_counter() - t0) / len(loaded) * 1000)
     print(f"{'make_triplet':16s} {whole:6.2f} ms a triplet (end to end, the sketch given)")
 

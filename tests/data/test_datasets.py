@@ -171,6 +171,14 @@ def test_stream_example_rebuilds_identically(photo_files):
     assert ex["around"].dtype == torch.bool and torch.equal(ex["around"], around_drawing(ex["sketch"][None])[0])
 
 
+def test_stream_without_the_region_leaves_only_it_out(photo_files):
+    with_region = _stream(photo_files).example(4)
+    without = TripletStream(ImageFolder(photo_files, SIZE, DataConfig()), GRID, seed=3, around=False).example(4)
+    assert "around" not in without and without.keys() == with_region.keys() - {"around"}
+    for k in without:
+        assert torch.equal(without[k], with_region[k]), k
+
+
 def test_stream_resume_matches_unbroken_run(photo_files):
     full = _stream(photo_files, length=10)
     resumed = _stream(photo_files, start=7, length=3)

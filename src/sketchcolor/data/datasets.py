@@ -128,13 +128,15 @@ class TripletStream(Dataset):
     and a triplet generator seeded by ``(seed, g)``, so any example can be rebuilt from its index
     alone: a resumed run sees exactly the batches an unbroken run would, with any worker count.
     Items are dicts of ``sketch [1,H,W]``, ``reference [3,H,W]``, ``target [3,H,W]``,
-    ``correspondence [h*w]`` and ``around`` (bool ``[1,H,W]``: the pixels around the drawing,
-    :func:`sketchcolor.data.paper.around_drawing`).
+    ``correspondence [h*w]`` and, with ``around``, ``around`` (bool ``[1,H,W]``: the pixels around
+    the drawing, :func:`sketchcolor.data.paper.around_drawing`; only the paper term uses it).
     """
 
-    def __init__(self, images: ImageFolder, grid: tuple[int, int], seed: int, start: int = 0, length: int = 0) -> None:
+    def __init__(self, images: ImageFolder, grid: tuple[int, int], seed: int, start: int = 0, length: int = 0,
+                 around: bool = True) -> None:
         self.images = images
         self.grid = grid
+        self.around = around
         self.seed = seed
         self.start = start
         self.length = length
@@ -158,11 +160,12 @@ class TripletStream(Dataset):
         gen = torch.Generator().manual_seed(self.seed * SEED_STRIDE + g)
         sketch = pick_sketch(sketches, self.images.cfg, gen)
         t = make_triplet(rgb, gen, self.images.cfg, self.grid, sketch)
-        # the region around the drawing (the paper term's mask, less the color rule): made here, in
-        # the DataLoader workers, not flooded in the training step (data.paper)
-        around = around_drawing(t.sketch[None])[0]
-        return {"sketch": t.sketch, "reference": t.reference, "target": t.target, "correspondence": t.correspondence,
-                "around": around}
+        example = {"sketch": t.sketch, "reference": t.reference, "target": t.target, "correspondence": t.correspondence}
+        if self.around:
+            # the region around the drawing (the paper term's mask, less the color rule): made here,
+            # in the DataLoader workers, not flooded in the training step (data.paper)
+            example["around"] = around_drawing(t.sketch[None])[0]
+        return example
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.example(self.start + i)

@@ -108,8 +108,9 @@ def _loader(images: ImageFolder, grid: tuple[int, int], cfg: Config, world: Worl
     run sees the same batches, with any number of processes: rank r takes examples r, r + N, ...
     of each global batch."""
     tc = cfg.train
+    # the paper term's region only where the term is on (recipes without it skip the labelling)
     stream = TripletStream(images, grid, tc.seed, start=offset + step * tc.batch_size,
-                           length=max(0, tc.steps - step) * tc.batch_size)
+                           length=max(0, tc.steps - step) * tc.batch_size, around=cfg.loss.lambda_paper > 0)
     return DataLoader(stream, batch_size=distributed.local_batch(world, tc.batch_size), shuffle=False,
                       sampler=distributed.shard_sampler(world, stream), num_workers=cfg.data.num_workers,
                       pin_memory=device.type == "cuda")
