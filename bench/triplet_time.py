@@ -46,7 +46,7 @@ def main() -> None:
             t0 = time.perf_counter()
             target = apply_appearance(picture, sample_appearance(gen, cfg), cfg)
             t1 = time.perf_counter()
-            params = sample_tps(gen, cfg.tps_grid, cfg.tps_scale)
+            params = sample_tps(gen, cfg.tps_grid, cfg.tps_scale, cfg.mirror, cfg.rotation)
             positions = warp_positions(params, args.size, args.size)
             t2 = time.perf_counter()
             apply_tps(target, params, positions=positions)

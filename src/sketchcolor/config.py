@@ -210,6 +210,13 @@ class DataConfig:
     # up to tps_scale (in normalised [-1, 1] coordinates).
     tps_grid: int = 4
     tps_scale: float = 0.2
+    # ... then, with probability mirror, mirrored left to right, and turned by a random angle of
+    # up to rotation degrees either way, about the center. Not in the paper: with the TPS alone
+    # the reference keeps the target's layout, and the shipped model learned to match by position
+    # (mirroring its references raises its self-reference L1 by a fifth; README "Mirrored
+    # references"); a reference of another drawing at use has another layout.
+    mirror: float = 0.0
+    rotation: float = 0.0
     # Reference positions whose warped content lies farther than this many feature cells from
     # any sketch position are marked invalid (-1) in the correspondence.
     correspondence_tolerance: float = 0.75
@@ -228,6 +235,7 @@ class DataConfig:
                                       ("xdog_sharpen", 0.0, 1000.0, False), ("xdog_epsilon", -1000.0, 1000.0, False),
                                       ("xdog_phi", 0.0, 1e6, False), ("lightness_shift", 0.0, 100.0, False),
                                       ("color_shift", 0.0, 2.0, False), ("tps_scale", 0.0, 2.0, False),
+                                      ("mirror", 0.0, 1.0, False), ("rotation", 0.0, 180.0, False),
                                       ("correspondence_tolerance", 0.0, 1e4, False), ("line_art_weight", 0.0, 1e6, False),
                                       ("xdog_weight", 0.0, 1e6, False), ("hed_weight", 0.0, 1e6, False)):
             _num_in(f"data.{name}", getattr(self, name), lo, hi, lo_open=lo_open)
@@ -511,6 +519,7 @@ SPEED_FIELDS: frozenset[str] = frozenset({"train.mixed_precision", "train.channe
 # or trained with (there was no other choice then), so such a config loads with it; a config that
 # names another value is read as written. Every other field stays required.
 ADDED_FIELDS: frozenset[str] = frozenset({"model.attention_norm", "loss.r1_gamma", "loss.lambda_cross", "loss.lambda_paper",
+                                          "data.mirror", "data.rotation",
                                           "train.max_rewinds",
                                           "train.rewind_lr_factor", "train.break_factor", "train.rewind_fresh_d",
                                           "train.rewind_new_data"})

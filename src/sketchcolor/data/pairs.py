@@ -45,7 +45,7 @@ def make_triplet(
     if sketch.shape[:2] != image.shape[:2]:
         raise ValueError(f"sketch {sketch.shape[:2]} and image {image.shape[:2]} differ in size")
     target = apply_appearance(to_tensor(image), sample_appearance(gen, cfg), cfg)  # a(I)
-    params = sample_tps(gen, cfg.tps_grid, cfg.tps_scale)
+    params = sample_tps(gen, cfg.tps_grid, cfg.tps_scale, cfg.mirror, cfg.rotation)
     h, w = target.shape[-2:]
     positions = warp_positions(params, h, w)  # one point warp for the image and the correspondence
     reference = apply_tps(target, params, positions=positions)  # s(a(I))

@@ -10,6 +10,7 @@ Coordinates are kornia's normalised ``grid_sample`` frame with ``align_corners=F
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -35,13 +36,26 @@ class TPSParams:
         return src, kernel_w, affine_w
 
 
-def sample_tps(gen: torch.Generator, grid: int, scale: float) -> TPSParams:
-    """A ``grid x grid`` lattice over the image, each point moved by up to ``scale`` per axis."""
+def sample_tps(gen: torch.Generator, grid: int, scale: float, mirror: float = 0.0, rotation: float = 0.0) -> TPSParams:
+    """A ``grid x grid`` lattice over the image, each point moved by up to ``scale`` per axis; then,
+    with probability ``mirror``, the whole mirrored left to right, and turned about the center by
+    an angle drawn uniformly within ``rotation`` degrees either way. A TPS reproduces an affine map
+    of its control points exactly, so the mirror and the turn need no transform of their own. The
+    turn is in the normalised frame: a true rotation for square images (every recipe's). Nothing
+    more is drawn from ``gen`` when both are 0, so such streams are those of the plain TPS."""
     lin = torch.linspace(-1.0, 1.0, grid)
     ys, xs = torch.meshgrid(lin, lin, indexing="ij")
     src = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)
     offsets = (torch.rand(src.shape, generator=gen) * 2.0 - 1.0) * scale
-    return TPSParams(src=src, dst=src + offsets)
+    dst = src + offsets
+    if mirror > 0.0 or rotation > 0.0:
+        flip, turn = torch.rand(2, generator=gen).tolist()
+        if flip < mirror:
+            dst = dst * torch.tensor([-1.0, 1.0])
+        angle = math.radians((turn * 2.0 - 1.0) * rotation)
+        c, s = math.cos(angle), math.sin(angle)
+        dst = dst @ torch.tensor([[c, s], [-s, c]])  # (x, y) -> (x c - y s, x s + y c)
+    return TPSParams(src=src, dst=dst)
 
 
 def identity_tps(grid: int = 3) -> TPSParams:
