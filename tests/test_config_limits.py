@@ -86,6 +86,8 @@ BAD_VALUES = [
     ("data.region_recolor=1.5", "data.region_recolor is a probability in [0, 1], got 1.5"),
     ("data.xdog_sigma=0", "data.xdog_sigma must be a finite number in (0, 32], got 0.0"),
     ("data.tps_scale=.nan", "data.tps_scale must be a finite number in [0, 2], got nan"),
+    ("data.mirror=1.5", "data.mirror must be a finite number in [0, 1], got 1.5"),
+    ("data.rotation=-5", "data.rotation must be a finite number in [0, 180], got -5.0"),
     ("data.chroma_range=[2,1]", "data.chroma_range must be two numbers 0 <= low <= high <= 10"),
     ("data.extensions=[png]", "data.extensions must be 1 to 64 file suffixes such as '.png'"),
     ("data.num_workers=-2", "data.num_workers must be an integer in 0..256"),

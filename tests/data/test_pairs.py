@@ -81,6 +81,15 @@ def test_no_warp_gives_reference_equal_to_target(photo):
     assert torch.equal(t.correspondence, torch.arange(GRID[0] * GRID[1]))
 
 
+def test_mirrored_reference_is_the_target_mirrored(photo):
+    # data.mirror = 1 with no displacement: the reference is the recolored target read right to
+    # left, and each sketch cell's correspondence names the cell mirrored across the middle
+    t = make_triplet_from_seed(photo, 0, DataConfig(tps_scale=0.0, mirror=1.0), GRID)
+    assert torch.allclose(t.reference, t.target.flip(-1), atol=1e-4)
+    expected = torch.arange(GRID[0] * GRID[1]).view(GRID).flip(-1).reshape(-1)
+    assert torch.equal(t.correspondence, expected)
+
+
 def test_target_is_per_channel_shift_of_image(photo):
     cfg = DataConfig(appearance="shift", color_shift=0.35)
     plain = to_tensor(photo)

@@ -102,6 +102,49 @@ def test_sample_tps_is_seeded_and_bounded():
     assert off.abs().max() <= 0.2 and off.abs().max() > 0.0
 
 
+def test_mirror_turns_the_reference_around_exactly():
+    # no displacement, always mirrored: the reference is the target read right to left (pixel
+    # centers land on pixel centers, so bilinear sampling is exact) and every sketch cell
+    # corresponds to the cell in the same row, counted from the other side
+    params = sample_tps(torch.Generator().manual_seed(0), 4, 0.0, mirror=1.0)
+    image = torch.rand(3, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    assert torch.allclose(apply_tps(image, params), image.flip(-1), atol=1e-5)
+    expected = torch.arange(GRID * GRID).view(GRID, GRID).flip(-1).reshape(-1)
+    assert torch.equal(tps_correspondence(params, GRID, GRID), expected)
+
+
+def test_mirror_probability_is_kept():
+    flips = [bool(sample_tps(torch.Generator().manual_seed(s), 4, 0.0, mirror=0.5).dst[0, 0] > 0) for s in range(400)]
+    assert 0.4 < sum(flips) / len(flips) < 0.6  # the top-left control point ends on the right when mirrored
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rotation_turns_about_the_center_within_its_bound(seed):
+    params = sample_tps(torch.Generator().manual_seed(seed), 4, 0.0, rotation=30.0)
+    # a turn keeps every control point's distance to the center, by an angle of at most 30 degrees
+    assert torch.allclose(params.dst.norm(dim=1), params.src.norm(dim=1), atol=1e-6)
+    angle = torch.atan2(params.dst[:, 1], params.dst[:, 0]) - torch.atan2(params.src[:, 1], params.src[:, 0])
+    angle = torch.remainder(angle + torch.pi, 2 * torch.pi) - torch.pi  # wrapped to (-pi, pi]
+    assert torch.allclose(angle, angle[0].expand_as(angle), atol=1e-5)
+    assert 0 < abs(float(angle[0])) <= torch.pi / 6 + 1e-6
+    # a blob at each sketch cell center lands where the correspondence says, as for a plain TPS
+    corr = tps_correspondence(params, GRID, GRID)
+    landed, peak = _landing_cells(params, "blob")
+    seen = (corr >= 0) & (peak > 0.1)
+    assert seen.sum() >= 0.6 * GRID * GRID
+    assert _chebyshev(landed[seen], corr[seen]).max() <= 1
+
+
+def test_without_mirror_or_rotation_nothing_more_is_drawn():
+    # recipes without them keep the triplets they had: the generator ends where the plain TPS left it
+    a, b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    plain = sample_tps(a, 4, 0.2)
+    same = sample_tps(b, 4, 0.2, mirror=0.0, rotation=0.0)
+    assert torch.equal(plain.dst, same.dst) and torch.equal(a.get_state(), b.get_state())
+    sample_tps(b := torch.Generator().manual_seed(5), 4, 0.2, mirror=0.5)
+    assert not torch.equal(a.get_state(), b.get_state())
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_correspondence_matches_where_cell_centers_land(seed):
     params = sample_tps(torch.Generator().manual_seed(seed), 4, 0.2)
