@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from kornia.geometry.transform import warp_points_tps
 
 from sketchcolor.data.tps import (
     TPSParams,
@@ -114,24 +115,30 @@ def test_mirror_turns_the_reference_around_exactly():
 
 
 def test_mirror_probability_is_kept():
-    flips = [bool(sample_tps(torch.Generator().manual_seed(s), 4, 0.0, mirror=0.5).dst[0, 0] > 0) for s in range(400)]
-    assert 0.4 < sum(flips) / len(flips) < 0.6  # the top-left control point ends on the right when mirrored
+    flips = [float(sample_tps(torch.Generator().manual_seed(s), 4, 0.0, mirror=0.5).turn[0, 0]) < 0 for s in range(400)]
+    assert 0.4 < sum(flips) / len(flips) < 0.6
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_rotation_turns_about_the_center_within_its_bound(seed):
-    params = sample_tps(torch.Generator().manual_seed(seed), 4, 0.0, rotation=30.0)
-    # a turn keeps every control point's distance to the center, by an angle of at most 30 degrees
-    assert torch.allclose(params.dst.norm(dim=1), params.src.norm(dim=1), atol=1e-6)
-    angle = torch.atan2(params.dst[:, 1], params.dst[:, 0]) - torch.atan2(params.src[:, 1], params.src[:, 0])
-    angle = torch.remainder(angle + torch.pi, 2 * torch.pi) - torch.pi  # wrapped to (-pi, pi]
-    assert torch.allclose(angle, angle[0].expand_as(angle), atol=1e-5)
-    assert 0 < abs(float(angle[0])) <= torch.pi / 6 + 1e-6
+def test_rotation_is_the_plain_warp_turned(seed):
+    # the same draw with a turn: the reference shows, at each point, what the plain warp shows at
+    # that point turned back, by an angle within the bound (a turn of the control points instead
+    # folds the image: TPSParams)
+    plain = sample_tps(torch.Generator().manual_seed(seed), 4, 0.2)
+    turned = sample_tps(torch.Generator().manual_seed(seed), 4, 0.2, rotation=30.0)
+    assert torch.equal(plain.dst, turned.dst)
+    m = turned.turn
+    assert torch.allclose(m @ m.T, torch.eye(2), atol=1e-6) and float(torch.linalg.det(m)) > 0
+    assert 0 < abs(float(torch.atan2(m[1, 0], m[0, 0]))) <= torch.pi / 6 + 1e-6
+    back = cell_centers(SIZE, SIZE) @ m
+    expected = warp_points_tps(back[None], *plain.solve())[0]
+    assert torch.allclose(warp_positions(turned, SIZE, SIZE), expected, atol=1e-6)
     # a blob at each sketch cell center lands where the correspondence says, as for a plain TPS
-    corr = tps_correspondence(params, GRID, GRID)
-    landed, peak = _landing_cells(params, "blob")
+    corr = tps_correspondence(turned, GRID, GRID)
+    landed, peak = _landing_cells(turned, "blob")
     seen = (corr >= 0) & (peak > 0.1)
     assert seen.sum() >= 0.6 * GRID * GRID
+    assert (landed[seen] == corr[seen]).float().mean() >= 0.85
     assert _chebyshev(landed[seen], corr[seen]).max() <= 1
 
 
@@ -140,7 +147,7 @@ def test_without_mirror_or_rotation_nothing_more_is_drawn():
     a, b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     plain = sample_tps(a, 4, 0.2)
     same = sample_tps(b, 4, 0.2, mirror=0.0, rotation=0.0)
-    assert torch.equal(plain.dst, same.dst) and torch.equal(a.get_state(), b.get_state())
+    assert torch.equal(plain.dst, same.dst) and same.turn is None and torch.equal(a.get_state(), b.get_state())
     sample_tps(b := torch.Generator().manual_seed(5), 4, 0.2, mirror=0.5)
     assert not torch.equal(a.get_state(), b.get_state())
 
@@ -223,8 +230,6 @@ def test_tolerance_controls_invalid_marking():
 def test_correspondence_is_the_exact_nearest_landed_probe(seed):
     # the k-d tree search gives the cell of the nearest landed probe, as an exhaustive float64
     # distance matrix does (density 8 probes per cell side, tolerance 0.75 cell)
-    from kornia.geometry.transform import warp_points_tps
-
     params = sample_tps(torch.Generator().manual_seed(seed), 4, 0.2)
     centers, kernel_w, affine_w = params.solve()
     probes = cell_centers(GRID * 8, GRID * 8)

@@ -21,12 +21,18 @@ from scipy.spatial import cKDTree
 
 @dataclass(frozen=True)
 class TPSParams:
-    """Control points: content at ``src[k]`` in the target moves to ``dst[k]`` in the reference.
+    """Control points: content at ``src[k]`` in the target moves to ``dst[k]``; then the whole is
+    mirrored and turned about the center into the reference.
 
-    ``src``, ``dst``: ``[K, 2]`` normalised (x, y)."""
+    ``src``, ``dst``: ``[K, 2]`` normalised (x, y). ``turn``: ``[2, 2]`` with ``q @ turn`` the point
+    of the TPS's frame that reference point ``q`` (a row) shows, or None for none (the paper's
+    s()). Composed outside the TPS because a TPS whose ``dst`` is turned is not the TPS turned:
+    its kernels sit on the unturned ``src``, and a turn of 25-30 degrees folds a fifth to
+    half of the image (its local Jacobian changes sign)."""
 
     src: torch.Tensor
     dst: torch.Tensor
+    turn: torch.Tensor | None = None
 
     def solve(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Kernel centers ``[1, K, 2]``, kernel weights ``[1, K, 2]``, affine ``[1, 3, 2]`` of the map
@@ -39,23 +45,24 @@ class TPSParams:
 def sample_tps(gen: torch.Generator, grid: int, scale: float, mirror: float = 0.0, rotation: float = 0.0) -> TPSParams:
     """A ``grid x grid`` lattice over the image, each point moved by up to ``scale`` per axis; then,
     with probability ``mirror``, the whole mirrored left to right, and turned about the center by
-    an angle drawn uniformly within ``rotation`` degrees either way. A TPS reproduces an affine map
-    of its control points exactly, so the mirror and the turn need no transform of their own. The
-    turn is in the normalised frame: a true rotation for square images (every recipe's). Nothing
-    more is drawn from ``gen`` when both are 0, so such streams are those of the plain TPS."""
+    an angle drawn uniformly within ``rotation`` degrees either way (``TPSParams.turn``). The turn
+    is in the normalised frame: a true rotation for square images (every recipe's). Nothing more
+    is drawn from ``gen`` when both are 0, so such streams are those of the plain TPS."""
     lin = torch.linspace(-1.0, 1.0, grid)
     ys, xs = torch.meshgrid(lin, lin, indexing="ij")
     src = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)
     offsets = (torch.rand(src.shape, generator=gen) * 2.0 - 1.0) * scale
-    dst = src + offsets
-    if mirror > 0.0 or rotation > 0.0:
-        flip, turn = torch.rand(2, generator=gen).tolist()
-        if flip < mirror:
-            dst = dst * torch.tensor([-1.0, 1.0])
-        angle = math.radians((turn * 2.0 - 1.0) * rotation)
-        c, s = math.cos(angle), math.sin(angle)
-        dst = dst @ torch.tensor([[c, s], [-s, c]])  # (x, y) -> (x c - y s, x s + y c)
-    return TPSParams(src=src, dst=dst)
+    if mirror <= 0.0 and rotation <= 0.0:
+        return TPSParams(src=src, dst=src + offsets)
+    flip, spin = torch.rand(2, generator=gen).tolist()
+    sign = -1.0 if flip < mirror else 1.0
+    angle = math.radians((spin * 2.0 - 1.0) * rotation)
+    c, s = math.cos(angle), math.sin(angle)
+    # the reference is the warped image mirrored (x -> sign x), then turned by angle (x, y) ->
+    # (x c - y s, x s + y c); so reference point q shows the warped image's point q R F (rows; R
+    # the turn's matrix [[c, -s], [s, c]], F = diag(sign, 1))
+    turn = torch.tensor([[c * sign, -s], [s * sign, c]])
+    return TPSParams(src=src, dst=src + offsets, turn=turn)
 
 
 def identity_tps(grid: int = 3) -> TPSParams:
@@ -74,7 +81,10 @@ def warp_positions(params: TPSParams, h: int, w: int) -> torch.Tensor:
     :func:`sketchcolor.data.pairs.make_triplet` computes them once for both (the point warp is
     the largest stage of a triplet, ``bench/triplet_time.py``)."""
     centers, kernel_w, affine_w = params.solve()
-    return warp_points_tps(cell_centers(h, w)[None], centers, kernel_w, affine_w)[0]
+    points = cell_centers(h, w)
+    if params.turn is not None:
+        points = points @ params.turn
+    return warp_points_tps(points[None], centers, kernel_w, affine_w)[0]
 
 
 def apply_tps(image: torch.Tensor, params: TPSParams, fill: float = 1.0,
