@@ -17,12 +17,13 @@ folder on a 2-core CPU with the default stride.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
 from sketchcolor.evaluation.evaluate import load_test_pictures
-from sketchcolor.evaluation.selfref import self_reference_cases
+from sketchcolor.evaluation.selfref import mean_l1, self_reference_cases
 from sketchcolor.inference.pipeline import ColorizePipeline
 
 LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -50,15 +51,10 @@ def main() -> None:
     for folder in args.weights:
         pipe = ColorizePipeline.from_pretrained(folder, device="cpu")
         cases = self_reference_cases([(p.sketch, p.color) for p in pictures], pipe, seed=0, size=args.size)
-        row = []
-        for use_target in (False, True):
-            for turn in LAYOUTS.values():
-                errors = []
-                for c in cases:
-                    reference = np.ascontiguousarray(turn(c.target if use_target else c.reference))
-                    out = pipe.colorize(c.sketch, reference, fill=args.fill).image
-                    errors.append(np.abs(out.astype(np.float64) - c.target).mean() / 255.0)
-                row.append(float(np.mean(errors)))
+        unwarped = [replace(c, reference=c.target) for c in cases]
+        row = [mean_l1(lambda sketch, reference, turn=turn: pipe.colorize(
+                   sketch, np.ascontiguousarray(turn(reference)), fill=args.fill).image, which)
+               for which in (cases, unwarped) for turn in LAYOUTS.values()]
         print(f"| {folder} | " + " | ".join(f"{v:.4f}" for v in row) + f" | {row[1] / row[0]:.2f} |", flush=True)
 
 
