@@ -396,6 +396,12 @@ def test_info_refuses_a_config_over_the_limit(tiny_recipe: Path, monkeypatch: py
     assert rc == 0 and "memory (estimate)" in out, err
 
 
+def test_info_counts_the_discriminator_it_builds(tiny_recipe: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # info builds D beside G: a D of ~30 G parameters (hypothesis found it) was allocated, not refused
+    monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "1G")
+    _one_error(["info", "--config", str(tiny_recipe), "--set", "model.disc_channels=14766"], f"{tiny_recipe}: the config needs about ")
+
+
 def test_invalid_training_value_fails_before_the_first_step(tmp_path: Path, tiny_recipe: Path, sample_photos: list[Path],
                                                             small_overrides: tuple[str, ...]) -> None:
     """checkpoint_every 0 used to fail only after the first step (a ZeroDivisionError)."""

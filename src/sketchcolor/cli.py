@@ -184,7 +184,7 @@ def _info(args: argparse.Namespace) -> int:
     from sketchcolor.models.complexity import check_memory, describe, estimate_memory
 
     cfg = load_config(args.config, args.set)
-    need = check_memory(cfg, training=False, where=args.config)  # describe() builds G and D and runs G once
+    need = check_memory(cfg, training=False, where=args.config, discriminator=True)  # describe() builds G and D and runs G once
     for line in describe(cfg.model):
         print(line)
     print(f"memory (estimate) {need / 2**30:.2f} GiB to colorize, {estimate_memory(cfg, training=True) / 2**30:.2f} GiB "

@@ -228,10 +228,15 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def check_memory(cfg: Config, training: bool, device: torch.device | None = None, where: str = "") -> int:
+def check_memory(cfg: Config, training: bool, device: torch.device | None = None, where: str = "",
+                 discriminator: bool = False) -> int:
     """Refuse (ConfigError, one line) a config whose :func:`estimate_memory` is over
-    :func:`memory_limit`, before anything is allocated; returns the estimate."""
+    :func:`memory_limit`, before anything is allocated; returns the estimate. ``discriminator``:
+    D's weights are built too, beside a colorizing G (``sketchcolor info``; training counts them
+    already)."""
     need = estimate_memory(cfg, training)
+    if discriminator and not training:
+        need += FLOAT * discriminator_params(cfg.model)
     limit, why = memory_limit(device)
     if need > limit:
         m = cfg.model
