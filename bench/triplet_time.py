@@ -4,9 +4,13 @@ Times each stage of :func:`sketchcolor.data.pairs.make_triplet` on the first ``-
 pictures of a prepared data folder at ``--size`` px, over ``--repeats`` passes (best pass kept):
 a() (sampling + applying), the TPS warp of the reference's pixel centers (one for the image and
 the correspondence, as make_triplet shares it), the image's sampling, and the sketch-to-reference
-correspondence (its k-d tree); then ``make_triplet`` itself, end to end.
+correspondence (its k-d tree); then ``make_triplet`` itself, end to end. Then the other place
+the same work can run (``data.augment_on=device``): what is left to a worker per example (its
+draws and, where a() recolors region by region, the picture's flat-color regions:
+``sample_recipe``) and the batch-wise build on ``--device`` (``build_triplets``, batches of
+``--batch``), whose time adds to the training step's.
 
-    .venv/bin/python bench/triplet_time.py --data data/drawings
+    .venv/bin/python bench/triplet_time.py --data data/drawings [--device cuda --batch 32]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from sketchcolor.config import DataConfig
 from sketchcolor.data.appearance import apply_appearance, sample_appearance
 from sketchcolor.data.datasets import open_images
+from sketchcolor.data.device_triplets import build_triplets, sample_recipe
 from sketchcolor.data.io import to_tensor
 from sketchcolor.data.pairs import make_triplet
 from sketchcolor.data.tps import PROBE_DENSITY, apply_tps, sample_tps, tps_correspondence, warp_positions
@@ -31,6 +36,8 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=16, help="feature grid side (128 px / stride 8)")
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="where build_triplets runs (data.augment_on=device)")
+    ap.add_argument("--batch", type=int, default=8, help="batch of build_triplets")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = DataConfig()
@@ -69,6 +76,35 @@ def main() -> None:
             make_triplet(rgb, gen, cfg, (args.grid, args.grid), next(iter(sketches.values()), None))
         whole = min(whole, (time.perf_counter() - t0) / len(loaded) * 1000)
     print(f"{'make_triplet':16s} {whole:6.2f} ms a triplet (end to end, the sketch given)")
+    device_path(loaded, cfg, args)
+
+
+def device_path(loaded: list, cfg: DataConfig, args: argparse.Namespace) -> None:
+    """data.augment_on=device: the worker's share per example, and the batch-wise build on the device."""
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    worker, recipes = float("inf"), []
+    for _ in range(args.repeats):
+        gen = torch.Generator().manual_seed(0)
+        t0 = time.perf_counter()
+        recipes = [sample_recipe(rgb, gen, cfg, next(iter(sketches.values()), None)) for rgb, sketches in loaded]
+        worker = min(worker, (time.perf_counter() - t0) / len(loaded) * 1000)
+    print(f"{'sample_recipe':16s} {worker:6.2f} ms a triplet (the worker's share with data.augment_on=device)")
+    batches = [{k: torch.stack([r[k] for r in recipes[i:i + args.batch]]).to(device) for k in recipes[0]}
+               for i in range(0, len(recipes) - args.batch + 1, args.batch)]
+    grid = (args.grid, args.grid)
+    build_triplets(batches[0], cfg, grid)  # warm-up (CUDA context, kernels)
+    sync()
+    best = float("inf")
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        for b in batches:
+            build_triplets(b, cfg, grid)
+        sync()
+        best = min(best, (time.perf_counter() - t0) / len(batches) * 1000)
+    threads = torch.get_num_threads() if device.type == "cpu" else "-"
+    print(f"{'build_triplets':16s} {best:6.2f} ms a batch of {args.batch} on {device} ({best / args.batch:.2f} ms a "
+          f"triplet, {threads} thread(s); adds to the step)")
 
 
 if __name__ == "__main__":

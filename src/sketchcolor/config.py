@@ -228,6 +228,10 @@ class DataConfig:
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS
     num_workers: int = 0
     cache_images: bool = True
+    # Where a() and the TPS are applied: "workers" (the DataLoader's, per example) or "device"
+    # (the workers only draw them; the step applies them to the batch on the training device,
+    # data/device_triplets.py). The same triplets within float rounding: a speed switch.
+    augment_on: Literal["workers", "device"] = "workers"
 
     def validate(self) -> None:
         """Every number finite and in a meaningful range; at least one kind of sketch."""
@@ -254,6 +258,8 @@ class DataConfig:
             raise ConfigError(f"data.hue_rotation must lie in 0..180 degrees, got {_show(self.hue_rotation)}")
         _int_in("data.tps_grid", self.tps_grid, 2, 32)
         _int_in("data.num_workers", self.num_workers, 0, 256)
+        if self.augment_on not in get_args(get_type_hints(DataConfig)["augment_on"]):
+            raise ConfigError(f"data.augment_on must be one of ['workers', 'device'], got {_show(self.augment_on)}")
         if not self.line_art_weight + self.xdog_weight + self.hed_weight > 0:
             raise ConfigError("data.line_art_weight, data.xdog_weight and data.hed_weight must not all be 0")
         exts = self.extensions
@@ -514,7 +520,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 # Fields added after configs were first saved that a saved config may lack: they only change how
 # fast a run trains, never what the weights compute, so a config.json written before them (such as
 # weights/default/config.json) loads with their defaults. Every other field stays required.
-SPEED_FIELDS: frozenset[str] = frozenset({"train.mixed_precision", "train.channels_last", "train.compile"})
+SPEED_FIELDS: frozenset[str] = frozenset({"train.mixed_precision", "train.channels_last", "train.compile",
+                                          "data.augment_on"})
 # Fields added later whose default is exactly what every model or run saved before them computes
 # or trained with (there was no other choice then), so such a config loads with it; a config that
 # names another value is read as written. Every other field stays required.

@@ -86,6 +86,13 @@ def color_regions(image: torch.Tensor, min_share: float = 0.002, max_colors: int
     return (nearest % REGION_SLOTS).reshape(image.shape[-2:])
 
 
+def per_region(params: AppearanceParams) -> bool:
+    """Whether the draw recolors each flat-color region on its own (its slots differ), so that
+    applying it needs the picture's :func:`color_regions`."""
+    return bool((params.hue != params.hue[0]).any() | (params.chroma_scale != params.chroma_scale[0]).any()
+                | (params.lightness != params.lightness[0]).any())
+
+
 def apply_appearance(image: torch.Tensor, params: AppearanceParams, cfg: DataConfig,
                      regions: torch.Tensor | None = None) -> torch.Tensor:
     """a(image): RGB ``[3, H, W]`` in [-1, 1] -> recolored ``[3, H, W]`` in [-1, 1].
@@ -94,18 +101,23 @@ def apply_appearance(image: torch.Tensor, params: AppearanceParams, cfg: DataCon
     per-region slots differ; otherwise slot 0 applies everywhere."""
     out = image
     if cfg.appearance == "lab":
-        per_region = bool((params.hue != params.hue[0]).any() | (params.chroma_scale != params.chroma_scale[0]).any()
-                          | (params.lightness != params.lightness[0]).any())
-        if per_region:
+        if per_region(params):
             labels = regions if regions is not None else color_regions(image)
         else:
             labels = torch.zeros(image.shape[-2:], dtype=torch.long)
-        lab = to_lab(image)
-        theta, scale, light = params.hue[labels], params.chroma_scale[labels], params.lightness[labels]
-        cos, sin = torch.cos(theta), torch.sin(theta)
-        a, b = lab[1], lab[2]
-        weight = (chroma(lab) / _FULL_SHIFT_CHROMA).clamp(0.0, 1.0)
-        lab = torch.stack([(lab[0] + light * weight).clamp(0.0, 100.0),
-                           scale * (cos * a - sin * b), scale * (sin * a + cos * b)])
-        out = from_lab(lab)
+        out = recolor(image, params.hue[labels], params.chroma_scale[labels], params.lightness[labels])
     return (out + params.shift[:, None, None]).clamp(-1.0, 1.0)
+
+
+def recolor(image: torch.Tensor, hue: torch.Tensor, chroma_scale: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
+    """The Lab part of a(), per pixel: RGB ``[..., 3, H, W]`` in [-1, 1], hue turn (radians),
+    chroma scale and lightness shift each ``[..., H, W]`` -> RGB ``[..., 3, H, W]`` in [-1, 1].
+    Shared by :func:`apply_appearance` and the batch-wise a() of
+    :mod:`sketchcolor.data.device_triplets`, so both compute the same numbers."""
+    lab = to_lab(image)
+    cos, sin = torch.cos(hue), torch.sin(hue)
+    a, b = lab[..., 1, :, :], lab[..., 2, :, :]
+    weight = (chroma(lab) / _FULL_SHIFT_CHROMA).clamp(0.0, 1.0)
+    lab = torch.stack([(lab[..., 0, :, :] + lightness * weight).clamp(0.0, 100.0),
+                       chroma_scale * (cos * a - sin * b), chroma_scale * (sin * a + cos * b)], dim=-3)
+    return from_lab(lab)

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sketchcolor.config import DataConfig
+from sketchcolor.data.device_triplets import sample_recipe
 from sketchcolor.data.io import letterbox, load_image, to_gray
 from sketchcolor.data.pairs import make_triplet
 from sketchcolor.data.paper import around_drawing
@@ -130,13 +131,17 @@ class TripletStream(Dataset):
     Items are dicts of ``sketch [1,H,W]``, ``reference [3,H,W]``, ``target [3,H,W]``,
     ``correspondence [h*w]`` and, with ``around``, ``around`` (bool ``[1,H,W]``: the pixels around
     the drawing, :func:`sketchcolor.data.paper.around_drawing`; only the paper term uses it).
+    With ``recipes`` an item holds the triplet's draws instead of the triplet
+    (:func:`sketchcolor.data.device_triplets.sample_recipe`, ``data.augment_on: device``), which
+    :func:`~sketchcolor.data.device_triplets.build_triplets` applies to the batch on its device.
     """
 
     def __init__(self, images: ImageFolder, grid: tuple[int, int], seed: int, start: int = 0, length: int = 0,
-                 around: bool = True) -> None:
+                 around: bool = True, recipes: bool = False) -> None:
         self.images = images
         self.grid = grid
         self.around = around
+        self.recipes = recipes
         self.seed = seed
         self.start = start
         self.length = length
@@ -159,12 +164,16 @@ class TripletStream(Dataset):
         rgb, sketches = self.images[self.image_index(g)]
         gen = torch.Generator().manual_seed(self.seed * SEED_STRIDE + g)
         sketch = pick_sketch(sketches, self.images.cfg, gen)
-        t = make_triplet(rgb, gen, self.images.cfg, self.grid, sketch)
-        example = {"sketch": t.sketch, "reference": t.reference, "target": t.target, "correspondence": t.correspondence}
+        if self.recipes:
+            example = sample_recipe(rgb, gen, self.images.cfg, sketch)
+        else:
+            t = make_triplet(rgb, gen, self.images.cfg, self.grid, sketch)
+            example = {"sketch": t.sketch, "reference": t.reference, "target": t.target,
+                       "correspondence": t.correspondence}
         if self.around:
             # the region around the drawing (the paper term's mask, less the color rule): made here,
             # in the DataLoader workers, not flooded in the training step (data.paper)
-            example["around"] = around_drawing(t.sketch[None])[0]
+            example["around"] = around_drawing(example["sketch"][None])[0]
         return example
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:

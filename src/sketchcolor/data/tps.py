@@ -87,6 +87,15 @@ def warp_positions(params: TPSParams, h: int, w: int) -> torch.Tensor:
     return warp_points_tps(points[None], centers, kernel_w, affine_w)[0]
 
 
+def warp_positions_batch(src: torch.Tensor, dst: torch.Tensor, turn: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """:func:`warp_positions` of a batch at once, on the tensors' device: control points ``src``,
+    ``dst`` ``[B, K, 2]`` and ``turn`` ``[B, 2, 2]`` (the identity where a draw has none) ->
+    ``[B, h * w, 2]``. kornia solves the B splines as one batched system."""
+    kernel_w, affine_w = get_tps_transform(dst, src)
+    points = cell_centers(h, w).to(src.device, src.dtype).expand(src.shape[0], -1, -1)
+    return warp_points_tps(torch.bmm(points, turn), src, kernel_w, affine_w)
+
+
 def apply_tps(image: torch.Tensor, params: TPSParams, fill: float = 1.0,
               positions: torch.Tensor | None = None) -> torch.Tensor:
     """Warp ``image`` ``[C, H, W]`` in [-1, 1]; areas with no source are ``fill`` (white paper).
@@ -145,3 +154,30 @@ def tps_correspondence(params: TPSParams, h: int, w: int, tolerance: float = 0.7
     ref_cell = (py // density) * w + (px // density)
     ref_cell[best > tolerance] = -1
     return ref_cell
+
+
+def correspondence_batch(positions: torch.Tensor, h: int, w: int, tolerance: float = 0.75,
+                         density: int = PROBE_DENSITY, chunk_bytes: int = 1 << 28) -> torch.Tensor:
+    """:func:`tps_correspondence` of a batch on its device: ``positions`` ``[B, (h d)(w d), 2]``
+    (:func:`warp_positions_batch` at the probe grid) -> ``[B, h * w]`` long, ``-1`` where not
+    visible. The nearest landed probe by exact float64 distances (``torch.cdist`` without its
+    matmul shortcut, which rounds), over all probes at once, a few examples at a time so the
+    distance block stays under ``chunk_bytes``; a k-d tree does not run on a GPU. Exact ties may
+    fall on another probe than the k-d tree's."""
+    n = positions.shape[1]
+    assert positions.dim() == 3 and n == h * density * w * density, (tuple(positions.shape), (h, w, density))
+    scale = torch.tensor([w / 2.0, h / 2.0], dtype=torch.float64, device=positions.device)
+    landed = positions.double() * scale
+    landed = torch.where(torch.isfinite(landed).all(-1, keepdim=True), landed, torch.full_like(landed, 1e9))
+    queries = cell_centers(h, w).to(positions.device, torch.float64) * scale
+    step = max(1, chunk_bytes // (h * w * n * 8))
+    best, idx = [], []
+    for part in landed.split(step):
+        dist = torch.cdist(queries.expand(part.shape[0], -1, -1), part, compute_mode="donot_use_mm_for_euclid_dist")
+        d, i = dist.min(dim=-1)
+        best.append(d)
+        idx.append(i)
+    near, nearest = torch.cat(best), torch.cat(idx)
+    py, px = nearest // (w * density), nearest % (w * density)
+    ref_cell = (py // density) * w + (px // density)
+    return torch.where(near > tolerance, torch.full_like(ref_cell, -1), ref_cell)

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from sketchcolor.atomic import remove_dead_leftovers, write_text_atomic
 from sketchcolor.config import Config
 from sketchcolor.data.datasets import SEED_STRIDE, ImageFolder, TripletStream, open_images
+from sketchcolor.data.device_triplets import build_triplets
 from sketchcolor.data.grids import tensor_grid
 from sketchcolor.data.io import save_image
 from sketchcolor.data.sources.manifest import manifest_hash
@@ -110,7 +111,8 @@ def _loader(images: ImageFolder, grid: tuple[int, int], cfg: Config, world: Worl
     tc = cfg.train
     # the paper term's region only where the term is on (recipes without it skip the labelling)
     stream = TripletStream(images, grid, tc.seed, start=offset + step * tc.batch_size,
-                           length=max(0, tc.steps - step) * tc.batch_size, around=cfg.loss.lambda_paper > 0)
+                           length=max(0, tc.steps - step) * tc.batch_size, around=cfg.loss.lambda_paper > 0,
+                           recipes=cfg.data.augment_on == "device")
     return DataLoader(stream, batch_size=distributed.local_batch(world, tc.batch_size), shuffle=False,
                       sampler=distributed.shard_sampler(world, stream), num_workers=cfg.data.num_workers,
                       pin_memory=device.type == "cuda")
@@ -663,6 +665,8 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
             why = None
             for batch in _loader(images, grid, cfg, world, device, state.step, data_offset(cfg, state.rewinds)):
                 t0 = time.perf_counter()
+                if cfg.data.augment_on == "device":  # a() and the TPS applied here, batch-wise
+                    batch = build_triplets(_to(batch, device), cfg.data, grid)
                 batch = _to(batch, device, tc.channels_last)
                 gen = torch.Generator().manual_seed(tc.seed * SEED_STRIDE + state.step)  # triplet negatives
                 options.shard = distributed.batch_shard(world, tc.batch_size, batch["correspondence"])

@@ -47,7 +47,7 @@ MAY_CHANGE: frozenset[str] = frozenset({
     "train.log_every", "train.image_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.val_every", "train.max_bad_steps", "train.max_rewinds", "train.rewind_lr_factor", "train.break_factor", "train.rewind_fresh_d",
     "train.rewind_new_data",
-    "data.num_workers", "data.cache_images",
+    "data.num_workers", "data.cache_images", "data.augment_on",
     "train.mixed_precision", "train.channels_last", "train.compile",
     "loss.r1_gamma",
 })
