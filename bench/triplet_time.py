@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 
 from sketchcolor.config import DataConfig
@@ -79,9 +80,13 @@ def main() -> None:
     device_path(loaded, cfg, args)
 
 
-def device_path(loaded: list, cfg: DataConfig, args: argparse.Namespace) -> None:
-    """data.augment_on=device: the worker's share per example, and the batch-wise build on the device."""
+def device_path(loaded: list[tuple[np.ndarray, dict[str, np.ndarray]]], cfg: DataConfig,
+                args: argparse.Namespace) -> None:
+    """data.augment_on=device: the worker's share per example, the batch-wise build on the device,
+    and how far its triplets are from the workers' (``make_triplet``, on the CPU)."""
     device = torch.device(args.device)
+    if args.batch > len(loaded):
+        raise SystemExit(f"--batch {args.batch} is more than the --n {len(loaded)} pictures")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     worker, recipes = float("inf"), []
     for _ in range(args.repeats):
@@ -105,6 +110,17 @@ def device_path(loaded: list, cfg: DataConfig, args: argparse.Namespace) -> None
     threads = torch.get_num_threads() if device.type == "cpu" else "-"
     print(f"{'build_triplets':16s} {best:6.2f} ms a batch of {args.batch} on {device} ({best / args.batch:.2f} ms a "
           f"triplet, {threads} thread(s); adds to the step)")
+    # the same triplets? (on a GPU kornia's Lab conversion may run in TF32: data.device_triplets)
+    gen = torch.Generator().manual_seed(0)
+    want = [make_triplet(rgb, gen, cfg, grid, next(iter(sketches.values()), None)) for rgb, sketches in loaded]
+    diff, cells, off = 0.0, 0, 0
+    for k, b in enumerate(batches):
+        got = {key: v.cpu() for key, v in build_triplets(b, cfg, grid).items()}
+        for j, t in enumerate(want[k * args.batch:(k + 1) * args.batch]):
+            diff = max(diff, float((got["target"][j] - t.target).abs().max()), float((got["reference"][j] - t.reference).abs().max()))
+            cells += t.correspondence.numel()
+            off += int((got["correspondence"][j] != t.correspondence).sum())
+    print(f"{'vs make_triplet':16s} pictures within {diff:.2e}; correspondence differs in {off} of {cells} cells")
 
 
 if __name__ == "__main__":

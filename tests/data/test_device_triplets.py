@@ -2,7 +2,8 @@
 
 Stated tolerances against the workers' triplets (``make_triplet``), on CPU: pictures within 1e-5
 (the same per-pixel arithmetic; kornia's batched spline solve may round differently), the
-correspondence the same but for exact distance ties (at most 1% of cells; none in these draws)."""
+correspondence equal (the exhaustive search computes distances as the k-d tree does; only an
+exact tie could pick another probe, and these draws have none)."""
 
 from __future__ import annotations
 
@@ -64,18 +65,19 @@ def test_the_recipe_draws_what_make_triplet_draws(sample_photos: list[Path]) -> 
     assert recipe["regions"].dtype == torch.uint8 and int(recipe["regions"].max()) > 0  # recolored region by region
 
 
-def test_correspondence_batch_matches_the_k_d_tree() -> None:
+@pytest.mark.parametrize("exhaustive", [True, False])  # all distances (a GPU's way), k-d trees
+def test_correspondence_batch_matches_the_k_d_tree(exhaustive: bool) -> None:
     gen = torch.Generator().manual_seed(0)
     draws = [sample_tps(gen, 4, 0.3, mirror=0.5, rotation=45.0) for _ in range(12)]
     positions = torch.stack([warp_positions(p, 64, 64) for p in draws])
     # a small chunk: several passes over the batch give the same as one
-    got = correspondence_batch(positions, 8, 8, 0.75, chunk_bytes=3 * 64 * 4096 * 8)
+    got = correspondence_batch(positions, 8, 8, 0.75, exhaustive=exhaustive, chunk_bytes=3 * 64 * 4096 * 8)
     want = torch.stack([tps_correspondence(p, 8, 8, 0.75, positions=pos) for p, pos in zip(draws, positions)])
     assert torch.equal(got, want)
     assert (got == -1).any() and (got >= 0).any()  # some content warped out of view, most not
     # a degenerate warp's probes are never nearest: its cells are all out of view
     positions[0] = float("nan")
-    assert (correspondence_batch(positions, 8, 8)[0] == -1).all()
+    assert (correspondence_batch(positions, 8, 8, exhaustive=exhaustive)[0] == -1).all()
 
 
 def test_augment_on_is_checked() -> None:
@@ -84,13 +86,24 @@ def test_augment_on_is_checked() -> None:
 
 
 def test_a_run_with_device_triplets_trains_as_the_workers_run(tmp_path: Path, sample_photos: list[Path],
-                                                               small_config) -> None:
+                                                               small_config, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two steps of the tiny recipe, paper term on: the same weights within float rounding."""
+    from sketchcolor.training import loop
+
+    built = []
+
+    def spy(*args, **kwargs):  # the device run really builds its batches in the step
+        built.append(1)
+        return build_triplets(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "build_triplets", spy)
     common = ["train.batch_size=2", "train.log_every=1", "train.image_every=1", "train.steps=2", "train.threads=1",
               "loss.lambda_cross=1", "loss.lambda_paper=1"]
     a = fit(small_config(*common), sample_photos[0].parent, tmp_path / "workers", progress=False)
+    assert not built
     b = fit(small_config(*common, "data.augment_on=device"), sample_photos[0].parent, tmp_path / "device",
             progress=False)
+    assert len(built) == 2
     wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
     assert wa.keys() == wb.keys()
     for k in wa:

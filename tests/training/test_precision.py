@@ -94,6 +94,7 @@ def test_configs_saved_before_the_switches_still_load(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps(raw))
     cfg, _ = read_config(tmp_path)
     assert (cfg.train.mixed_precision, cfg.train.channels_last, cfg.train.compile) == ("off", False, False)
+    assert cfg.data.augment_on == "workers"
 
 
 @pytest.mark.slow  # inductor compiles C++ for the CPU: minutes on 2 cores

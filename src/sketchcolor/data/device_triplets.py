@@ -5,10 +5,12 @@ With ``workers`` (the default) each DataLoader worker builds whole triplets
 picks its sketch and draws a() and s() from the example's generator, the same draws in the same
 order (:func:`sample_recipe`), and finds the picture's flat-color regions where the draw recolors
 them one by one; the training step then applies a() and the TPS to the whole batch at once on its
-device and finds the correspondence there (:func:`build_triplets`). The triplets are the same
-within float rounding (``tests/data/test_device_triplets.py``). On a GPU whose step outruns the
-workers (README "Training at scale") this takes the triplets' arithmetic off the CPU; on a CPU it
-only moves that work from the workers into the step.
+device and finds the correspondence there (:func:`build_triplets`). On a CPU the triplets are
+the same within float rounding (``tests/data/test_device_triplets.py``); on a GPU kornia's
+RGB -> XYZ step is a convolution, which cuDNN runs in TF32 by default, so the recolored pictures
+may differ from the workers' by about 1e-3 (``bench/triplet_time.py --device cuda`` prints the
+difference). On a GPU whose step outruns the workers (README "Training at scale") this takes the
+triplets' arithmetic off the CPU; on a CPU it only moves that work from the workers into the step.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ def build_triplets(batch: dict[str, torch.Tensor], cfg: DataConfig, grid: tuple[
     ``[B, h * w]`` for the ``grid (h, w)`` of the model's features (and ``around`` passed on)."""
     picture = batch["picture"]
     n, _, h, w = picture.shape
+    assert picture.shape[1] == 3 and batch["regions"].shape == (n, h, w) and batch["shift"].shape == (n, 3), (
+        tuple(picture.shape), tuple(batch["regions"].shape), tuple(batch["shift"].shape))
+    assert batch["turn"].shape == (n, 2, 2) and batch["tps_src"].shape == batch["tps_dst"].shape, (
+        tuple(batch["turn"].shape), tuple(batch["tps_src"].shape), tuple(batch["tps_dst"].shape))
     target = picture
     if cfg.appearance == "lab":
         slots = batch["regions"].long().flatten(1)  # [B, HW]

@@ -147,37 +147,71 @@ def tps_correspondence(params: TPSParams, h: int, w: int, tolerance: float = 0.7
     # when this function still warped its own probes: ~10 ms either way), though it is in a tight loop.
     landed = positions.double() * scale.double()
     landed[~torch.isfinite(landed).all(-1)] = 1e9  # a degenerate warp's probes are never nearest
-    tree = cKDTree(landed.cpu().numpy())
-    dist, nearest = tree.query((queries.double() * scale.double()).numpy())
-    best, idx = torch.from_numpy(dist), torch.from_numpy(nearest).long()
+    best, idx = _nearest_in_tree(landed, queries.double() * scale.double())
     py, px = idx // (w * density), idx % (w * density)
     ref_cell = (py // density) * w + (px // density)
     ref_cell[best > tolerance] = -1
     return ref_cell
 
 
+def _nearest_in_tree(points: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distance ``[Q]`` and index ``[Q]`` (long) of the nearest of ``points [N, 2]`` to each of
+    ``queries [Q, 2]`` (float64, on the CPU), by scipy's k-d tree."""
+    dist, nearest = cKDTree(points.cpu().numpy()).query(queries.cpu().numpy())
+    return torch.from_numpy(dist), torch.from_numpy(nearest).long()
+
+
 def correspondence_batch(positions: torch.Tensor, h: int, w: int, tolerance: float = 0.75,
-                         density: int = PROBE_DENSITY, chunk_bytes: int = 1 << 28) -> torch.Tensor:
+                         density: int = PROBE_DENSITY, exhaustive: bool | None = None,
+                         chunk_bytes: int = 1 << 28) -> torch.Tensor:
     """:func:`tps_correspondence` of a batch on its device: ``positions`` ``[B, (h d)(w d), 2]``
     (:func:`warp_positions_batch` at the probe grid) -> ``[B, h * w]`` long, ``-1`` where not
-    visible. The nearest landed probe by exact float64 distances (``torch.cdist`` without its
-    matmul shortcut, which rounds), over all probes at once, a few examples at a time so the
-    distance block stays under ``chunk_bytes``; a k-d tree does not run on a GPU. Exact ties may
-    fall on another probe than the k-d tree's."""
+    visible. ``exhaustive`` (by default on a GPU, where a k-d tree does not run): the nearest
+    landed probe by float64 squared distances from each sketch cell to all probes, computed as
+    the k-d tree computes them (``dx^2 + dy^2``, the root of the smallest), in blocks of at most
+    about ``chunk_bytes``; exact ties may fall on another probe than the k-d tree's. Otherwise
+    (a CPU; MPS, which has no float64, through the CPU) each example's k-d tree, as
+    :func:`tps_correspondence`: on a CPU all distances cost 5-20x the tree's time."""
     n = positions.shape[1]
     assert positions.dim() == 3 and n == h * density * w * density, (tuple(positions.shape), (h, w, density))
+    if positions.device.type == "mps":
+        return correspondence_batch(positions.cpu(), h, w, tolerance, density, False).to(positions.device)
     scale = torch.tensor([w / 2.0, h / 2.0], dtype=torch.float64, device=positions.device)
     landed = positions.double() * scale
     landed = torch.where(torch.isfinite(landed).all(-1, keepdim=True), landed, torch.full_like(landed, 1e9))
     queries = cell_centers(h, w).to(positions.device, torch.float64) * scale
-    step = max(1, chunk_bytes // (h * w * n * 8))
-    best, idx = [], []
-    for part in landed.split(step):
-        dist = torch.cdist(queries.expand(part.shape[0], -1, -1), part, compute_mode="donot_use_mm_for_euclid_dist")
-        d, i = dist.min(dim=-1)
-        best.append(d)
-        idx.append(i)
-    near, nearest = torch.cat(best), torch.cat(idx)
+    if exhaustive is None:
+        exhaustive = positions.device.type != "cpu"
+    if exhaustive:
+        near, nearest = _nearest_of_all(landed, queries, chunk_bytes)
+    else:
+        found = [_nearest_in_tree(one, queries) for one in landed]
+        near = torch.stack([d for d, _ in found]).to(landed.device)
+        nearest = torch.stack([i for _, i in found]).to(landed.device)
     py, px = nearest // (w * density), nearest % (w * density)
     ref_cell = (py // density) * w + (px // density)
     return torch.where(near > tolerance, torch.full_like(ref_cell, -1), ref_cell)
+
+
+def _nearest_of_all(points: torch.Tensor, queries: torch.Tensor, chunk_bytes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distance ``[B, Q]`` and index ``[B, Q]`` of the nearest of ``points [B, N, 2]`` to each of
+    ``queries [Q, 2]`` (float64, any device), over blocks of examples x queries of at most about
+    ``chunk_bytes`` (three ``[e, q, N]`` float64 tensors: the two squared differences and their
+    sum). Plain broadcasting rather than ``torch.cdist``, whose exact (non-matmul) CUDA kernel
+    spends a thread block on every distance."""
+    b, n, _ = points.shape
+    row = 3 * n * 8  # bytes per (example, query) row of a block
+    q_step = max(1, min(queries.shape[0], chunk_bytes // row))
+    e_step = max(1, chunk_bytes // (q_step * row))
+    best, index = [], []
+    for part in points.split(e_step):
+        px, py = part[:, None, :, 0], part[:, None, :, 1]  # [e, 1, N]
+        d_part, i_part = [], []
+        for q in queries.split(q_step):
+            d2 = (q[None, :, None, 0] - px).square() + (q[None, :, None, 1] - py).square()  # [e, q, N]
+            d, i = d2.min(dim=-1)
+            d_part.append(d)
+            i_part.append(i)
+        best.append(torch.cat(d_part, dim=1))
+        index.append(torch.cat(i_part, dim=1))
+    return torch.cat(best).sqrt(), torch.cat(index)
