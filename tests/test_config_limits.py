@@ -399,7 +399,12 @@ def test_info_refuses_a_config_over_the_limit(tiny_recipe: Path, monkeypatch: py
 def test_info_counts_the_discriminator_it_builds(tiny_recipe: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # info builds D beside G: a D of ~30 G parameters (hypothesis found it) was allocated, not refused
     monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "1G")
-    _one_error(["info", "--config", str(tiny_recipe), "--set", "model.disc_channels=14766"], f"{tiny_recipe}: the config needs about ")
+    line = _one_error(["info", "--config", str(tiny_recipe), "--set", "model.disc_channels=14766"],
+                      f"{tiny_recipe}: the config needs about ")
+    assert "to build G and D" in line and re.search(r" and D [\d,.]+ M parameters", line) and "lower model.disc_channels or" in line, line
+    # where the attention takes the memory, the message names the image size first
+    line = _one_error(["info", "--config", str(tiny_recipe), "--set", "model.image_size=1024"], f"{tiny_recipe}: the config needs about ")
+    assert "lower model.image_size or model.disc_channels" in line, line
 
 
 def test_invalid_training_value_fails_before_the_first_step(tmp_path: Path, tiny_recipe: Path, sample_photos: list[Path],

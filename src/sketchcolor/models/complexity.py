@@ -241,10 +241,17 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
     if need > limit:
         m = cfg.model
         hw = (m.image_size // m.feature_stride) ** 2
+        with_d = discriminator and not training
         what = (f"to train at model.image_size {m.image_size} with train.batch_size {cfg.train.batch_size}" if training
+                else f"to build G and D and colorize at model.image_size {m.image_size}" if with_d
                 else f"to colorize at model.image_size {m.image_size}")
         lower = "model.image_size or train.batch_size," if training else "model.image_size"
+        d_part = ""
+        if with_d:  # name first what takes most of the memory: D's weights or the attention
+            d_weights = FLOAT * discriminator_params(m)
+            lower = "model.disc_channels or model.image_size," if 2 * d_weights > need else "model.image_size or model.disc_channels,"
+            d_part = f" and D {discriminator_params(m) / 1e6:,.2f} M"
         raise ConfigError(f"{where + ': ' if where else ''}the config needs about {_gib(need)} {what} "
-                          f"(G {generator_params(m) / 1e6:.1f} M parameters, attention over {hw:,} x {hw:,} cells), "
-                          f"over the limit of {_gib(limit)} ({why}); lower {lower} or set {MEMORY_ENV}")
+                          f"(G {generator_params(m) / 1e6:.1f} M{d_part} parameters, attention over {hw:,} x {hw:,} "
+                          f"cells), over the limit of {_gib(limit)} ({why}); lower {lower} or set {MEMORY_ENV}")
     return need
