@@ -65,19 +65,26 @@ def test_the_recipe_draws_what_make_triplet_draws(sample_photos: list[Path]) -> 
     assert recipe["regions"].dtype == torch.uint8 and int(recipe["regions"].max()) > 0  # recolored region by region
 
 
-@pytest.mark.parametrize("exhaustive", [True, False])  # all distances (a GPU's way), k-d trees
-def test_correspondence_batch_matches_the_k_d_tree(exhaustive: bool) -> None:
+@pytest.mark.parametrize("search", ["cells", "all", "tree"])
+@pytest.mark.parametrize("tolerance", [0.75, 0.0, 2.3])
+def test_correspondence_batch_matches_the_k_d_tree(search: str, tolerance: float) -> None:
     gen = torch.Generator().manual_seed(0)
     draws = [sample_tps(gen, 4, 0.3, mirror=0.5, rotation=45.0) for _ in range(12)]
     positions = torch.stack([warp_positions(p, 64, 64) for p in draws])
-    # a small chunk: several passes over the batch give the same as one
-    got = correspondence_batch(positions, 8, 8, 0.75, exhaustive=exhaustive, chunk_bytes=3 * 64 * 4096 * 8)
-    want = torch.stack([tps_correspondence(p, 8, 8, 0.75, positions=pos) for p, pos in zip(draws, positions)])
-    assert torch.equal(got, want)
-    assert (got == -1).any() and (got >= 0).any()  # some content warped out of view, most not
-    # a degenerate warp's probes are never nearest: its cells are all out of view
-    positions[0] = float("nan")
-    assert (correspondence_batch(positions, 8, 8, exhaustive=exhaustive)[0] == -1).all()
+    positions[0] = float("nan")  # a degenerate warp: its probes are never nearest, its cells all out of view
+    positions[1, :50] = float("inf")
+    want = torch.stack([tps_correspondence(p, 8, 8, tolerance, positions=pos) for p, pos in zip(draws, positions)])
+    for chunk in (1 << 28, 40_000):  # one block, and several
+        got = correspondence_batch(positions, 8, 8, tolerance, search=search, chunk_bytes=chunk)
+        assert torch.equal(got, want), chunk
+    assert (got[0] == -1).all()
+    if tolerance == 0.75:
+        assert (got[1:] == -1).any() and (got[1:] >= 0).float().mean() > 0.9  # some warped out of view, most not
+
+
+def test_correspondence_batch_search_is_checked() -> None:
+    with pytest.raises(ValueError, match="search must be"):
+        correspondence_batch(torch.zeros(1, 64, 2), 1, 1, search="grid")
 
 
 def test_augment_on_is_checked() -> None:
