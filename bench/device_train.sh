@@ -9,7 +9,8 @@
 # Usage: OUT=folder TRAIN_S=400 BATCH=32 DEVICE=cuda bash bench/device_train.sh
 #   INIT=            train from scratch instead of from weights/default (INIT=folder: another artifact)
 #   EXTRA_SETS="--set k=v ..."   more config overrides (e.g. --set data.augment_on=device: a() and
-#                the TPS batch-wise on the GPU, the workers only draw them); BENCH_S=0 skips the benches
+#                the TPS batch-wise on the GPU, the workers only draw them); BENCH_S=0 skips the
+#                throughput bench, TRIPLETS_S=0 the triplet bench (bench/triplet_time.py, ~20 s)
 #   LAST=1           also the newest checkpoint's weights (last_config.json, last.safetensors.part*)
 # Back in $OUT: train.log, logs.tgz (the bench's figures, summary.json, the TensorBoard events),
 # model_config.json + model.safetensors.part* (the best), and with LAST=1 the newest.
@@ -33,9 +34,12 @@ if [ "${BENCH_S:-75}" != 0 ]; then
   timeout -k 5 "${BENCH_S:-75}" $PY bench/train_throughput.py --config configs/default.yaml --device "$DEVICE" \
     --set loss.vgg_weights="$VGG" --batch 8 --warmup 5 --repeats 20 --json "$OUT/bench_gpu.json" > "$OUT/bench_gpu.txt" 2>&1
   say "bench rc=$?"
+fi
+if [ "${TRIPLETS_S:-60}" != 0 ]; then
   # where the triplets are cheaper: per example in a worker, or batch-wise on the GPU
-  timeout -k 5 60 $PY bench/triplet_time.py --data "$SCRATCH/drawings128" --device "$DEVICE" --batch "$BATCH" \
-    > "$OUT/bench_gpu.triplets.txt" 2>&1
+  # (data.augment_on=device); also how far the GPU's triplets are from the workers'
+  timeout -k 5 "${TRIPLETS_S:-60}" $PY bench/triplet_time.py --data "$SCRATCH/drawings128" --device "$DEVICE" \
+    --batch "$BATCH" --n 128 --repeats 2 > "$OUT/bench_gpu.triplets.txt" 2>&1
   say "triplet bench rc=$?"
 fi
 rm -rf "$SCRATCH/run"

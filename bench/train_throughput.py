@@ -5,7 +5,8 @@ For each recipe (default: ``default`` and ``paper``) and each variant (``--varia
 sets of config overrides, e.g. ``cl=train.channels_last=true``): the full G+D training step that
 ``sketchcolor train`` runs (``training.step.train_step`` on the models, VGG trunk, autocast and
 wrappers ``training.loop`` builds; all five losses with the recipe's weights, perceptual and style
-included) on random batches, in a fresh process each (clean peak memory and allocator state):
+included) on random batches (with ``data.augment_on=device`` the step also builds the batch's
+triplets from the workers' draws, as training does), in a fresh process each (clean peak memory and allocator state):
 images/s, seconds per step, peak memory, FLOPs per step (``torch.utils.flop_counter``: convolutions
 and matrix products, forward and backward) and the FLOP/s reached, as a share of the machine's
 best convolution kernel and of its fp32 matmul, both measured in the same run; then a
@@ -96,6 +97,25 @@ def random_batch(cfg: Any, b: int, device: torch.device) -> dict[str, torch.Tens
     return _to(batch, device, cfg.train.channels_last)
 
 
+def recipe_batch(cfg: Any, b: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """With ``data.augment_on=device``: what the workers send for ``b`` random pictures (the
+    draws of a() and s(), ``data.device_triplets.sample_recipe``), on ``device``; the timed step
+    then builds the triplets from it."""
+    import numpy as np
+
+    from sketchcolor.data.device_triplets import sample_recipe
+    from sketchcolor.data.paper import around_drawing
+
+    s = cfg.model.image_size
+    rng = np.random.default_rng(1234)
+    gen = torch.Generator().manual_seed(1234)
+    recipes = [sample_recipe(rng.integers(0, 256, (s, s, 3), dtype=np.uint8), gen, cfg.data,
+                             rng.integers(0, 256, (s, s), dtype=np.uint8)) for _ in range(b)]
+    batch = {k: torch.stack([r[k] for r in recipes]) for k in recipes[0]}
+    batch["around"] = around_drawing(batch["sketch"])
+    return {k: v.to(device) for k, v in batch.items()}
+
+
 def _category(name: str) -> str:
     if "conv" in name:
         return "convolution (fwd + bwd)"
@@ -154,11 +174,20 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     precision = choose_precision(tc.mixed_precision, device)
     options = StepOptions(device_type=device.type, autocast=precision.dtype, scaler_g=precision.scaler_g,
                           scaler_d=precision.scaler_d)
-    batch = random_batch(cfg, args.batch, device)
+    on_device = cfg.data.augment_on == "device"
+    batch = recipe_batch(cfg, args.batch, device) if on_device else random_batch(cfg, args.batch, device)
     skipped = [0]
 
     def step() -> None:
-        m = train_step(models.g_step, models.d_frozen, models.opt_g, models.opt_d, batch, cfg.loss, vgg,
+        if on_device:  # the triplets built in the step, as `sketchcolor train` does with data.augment_on=device
+            from sketchcolor.data.device_triplets import build_triplets
+            from sketchcolor.training.loop import _to
+
+            side = cfg.model.image_size // cfg.model.feature_stride
+            built = _to(build_triplets(batch, cfg.data, (side, side)), device, tc.channels_last)
+        else:
+            built = batch
+        m = train_step(models.g_step, models.d_frozen, models.opt_g, models.opt_d, built, cfg.loss, vgg,
                        torch.Generator().manual_seed(0), tc.grad_clip, d_pair=models.d_pair, options=options)
         skipped[0] += int(m.get("skipped", 0))
 
