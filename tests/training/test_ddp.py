@@ -52,15 +52,17 @@ def _torchrun(data: Path, out: Path, nproc: int, *sets: str) -> None:
     assert done.stdout.count(f"wrote {out / 'model'}") == nproc, done.stdout[-2000:]
 
 
-@pytest.fixture(scope="module", params=["paper_d", "r1"])
+@pytest.fixture(scope="module", params=["paper_d", "r1", "device_triplets"])
 def runs(request: pytest.FixtureRequest, sample_photos: list[Path],
          tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The same 3 steps in 2 processes (torchrun) and in 1 process (on 1 thread, as each of the 2);
     with the paper's D, and with D's R1 penalty on, whose gradient of a gradient must pass DDP's
-    one forward / one backward as well."""
+    one forward / one backward as well; and with the triplets built in each process's step
+    (data.augment_on=device), from its own share of the draws."""
     root = tmp_path_factory.mktemp("ddp")
     data = sample_photos[0].parent
-    settings = [*SETTINGS, *(["loss.r1_gamma=1.0"] if request.param == "r1" else [])]
+    extra = {"paper_d": [], "r1": ["loss.r1_gamma=1.0"], "device_triplets": ["data.augment_on=device"]}
+    settings = [*SETTINGS, *extra[request.param]]
     _torchrun(data, root / "two", 2, *settings)
     threads = torch.get_num_threads()
     try:
