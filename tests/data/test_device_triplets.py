@@ -73,6 +73,7 @@ def test_correspondence_batch_matches_the_k_d_tree(search: str, tolerance: float
     positions = torch.stack([warp_positions(p, 64, 64) for p in draws])
     positions[0] = float("nan")  # a degenerate warp: its probes are never nearest, its cells all out of view
     positions[1, :50] = float("inf")
+    positions[2, :30] = -1e30  # finite, but far beyond any index a window could take
     want = torch.stack([tps_correspondence(p, 8, 8, tolerance, positions=pos) for p, pos in zip(draws, positions)])
     for chunk in (1 << 28, 40_000):  # one block, and several
         got = correspondence_batch(positions, 8, 8, tolerance, search=search, chunk_bytes=chunk)

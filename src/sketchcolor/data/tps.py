@@ -219,20 +219,22 @@ def _nearest_in_window(points: torch.Tensor, queries: torch.Tensor, h: int, w: i
     for part in points.split(max(1, chunk_bytes // (4 * n * side * side * 8))):  # ~4 [e, N, side, side] tensors
         # the first column (row) whose center may lie within the tolerance: column j's center is
         # at j + 0.5 - w / 2 in these units
-        jx = torch.floor(part[..., 0] + w / 2 - 0.5 - tolerance).long()[..., None] + offsets  # [e, N, side]
-        jy = torch.floor(part[..., 1] + h / 2 - 0.5 - tolerance).long()[..., None] + offsets
+        # (clamped before the cast: a probe thrown far out of the frame stays out of every window)
+        jx = torch.floor(part[..., 0] + w / 2 - 0.5 - tolerance).clamp(-side, w).long()[..., None] + offsets
+        jy = torch.floor(part[..., 1] + h / 2 - 0.5 - tolerance).clamp(-side, h).long()[..., None] + offsets
         jx, jy = jx[:, :, None, :], jy[:, :, :, None]  # [e, N, 1, side], [e, N, side, 1]
         inside = (jx >= 0) & (jx < w) & (jy >= 0) & (jy < h)  # [e, N, side, side]
         cell = torch.where(inside, jy * w + jx, 0)
         q = queries[cell]  # [e, N, side, side, 2]
         d2 = (q[..., 0] - part[:, :, None, None, 0]).square() + (q[..., 1] - part[:, :, None, None, 1]).square()
         d2 = torch.where(inside, d2, torch.inf).flatten(1)
-        cell = cell.flatten(1)
+        cell, inside = cell.flatten(1), inside.flatten(1)
         low = torch.full((part.shape[0], h * w), torch.inf, dtype=d2.dtype, device=d2.device)
         low = low.scatter_reduce(1, cell, d2, "amin")
         # of the probes at that least distance, the first (as a scan of all of them would keep)
-        first = torch.where(d2 == low.gather(1, cell), probe.expand(-1, side, side).flatten()[None], n)
-        which = torch.full_like(cell[:, : h * w], n).scatter_reduce(1, cell, first, "amin")
+        first = torch.where(inside & (d2 == low.gather(1, cell)), probe.expand(-1, side, side).flatten()[None], n)
+        which = torch.full((part.shape[0], h * w), n, dtype=cell.dtype, device=cell.device)
+        which = which.scatter_reduce(1, cell, first, "amin")
         best.append(low)
         index.append(which.clamp(max=n - 1))
     return torch.cat(best).sqrt(), torch.cat(index)
