@@ -29,10 +29,11 @@ export PYTHONPATH="$PWD/src:$SCRATCH/site" PYTHONUNBUFFERED=1
 VGG="$PWD/.devcarry/vgg16_hed_to_relu3_1.safetensors"
 $PY -c "import torch, kornia; print('torch', torch.__version__, 'kornia', kornia.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())" || exit 4
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-if [ "${BENCH_S:-75}" != 0 ]; then
+if [ "${BENCH_S:-120}" != 0 ]; then
   say "bench"
-  timeout -k 5 "${BENCH_S:-75}" $PY bench/train_throughput.py --config configs/default.yaml --device "$DEVICE" \
-    --set loss.vgg_weights="$VGG" --batch 8 --warmup 5 --repeats 20 --json "$OUT/bench_gpu.json" > "$OUT/bench_gpu.txt" 2>&1
+  timeout -k 5 "${BENCH_S:-120}" $PY bench/train_throughput.py --config configs/default.yaml --device "$DEVICE" \
+    --set loss.vgg_weights="$VGG" --batch "$BATCH" --warmup 5 --repeats 20 --variant workers= \
+    --variant dev=data.augment_on=device --json "$OUT/bench_gpu.json" > "$OUT/bench_gpu.txt" 2>&1
   say "bench rc=$?"
 fi
 if [ "${TRIPLETS_S:-60}" != 0 ]; then

@@ -19,7 +19,7 @@ from sketchcolor.config import ConfigError, DataConfig
 from sketchcolor.data.datasets import ImageFolder, TripletStream
 from sketchcolor.data.device_triplets import RECIPE_KEYS, build_triplets, sample_recipe
 from sketchcolor.data.pairs import make_triplet
-from sketchcolor.data.tps import correspondence_batch, sample_tps, tps_correspondence, warp_positions
+from sketchcolor.data.tps import cell_centers, correspondence_batch, sample_tps, tps_correspondence, warp_positions
 from sketchcolor.training.loop import fit
 
 CONFIGS = {
@@ -75,12 +75,27 @@ def test_correspondence_batch_matches_the_k_d_tree(search: str, tolerance: float
     positions[1, :50] = float("inf")
     positions[2, :30] = -1e30  # finite, but far beyond any index a window could take
     want = torch.stack([tps_correspondence(p, 8, 8, tolerance, positions=pos) for p, pos in zip(draws, positions)])
-    for chunk in (1 << 28, 40_000):  # one block, and several
+    # one block; blocks of 3 examples (cells at 0.75); too small for one example's window pairs,
+    # so every probe against every cell, in blocks of cells
+    for chunk in (1 << 28, 6_000_000, 40_000):
         got = correspondence_batch(positions, 8, 8, tolerance, search=search, chunk_bytes=chunk)
         assert torch.equal(got, want), chunk
     assert (got[0] == -1).all()
     if tolerance == 0.75:
         assert (got[1:] == -1).any() and (got[1:] >= 0).float().mean() > 0.9  # some warped out of view, most not
+
+
+@pytest.mark.parametrize("search", ["cells", "all", "tree"])
+def test_correspondence_batch_on_a_grid_that_is_not_square(search: str) -> None:
+    # probes exactly on the cell centers (one per cell): each cell is its own, even at tolerance 0
+    exact = cell_centers(4, 8)[None]
+    assert torch.equal(correspondence_batch(exact, 4, 8, 0.0, density=1, search=search), torch.arange(32)[None])
+    # a warp on a 4 x 8 grid (32 x 64 probes): rows and columns are not swapped
+    gen = torch.Generator().manual_seed(2)
+    draws = [sample_tps(gen, 4, 0.2, mirror=0.5) for _ in range(4)]
+    positions = torch.stack([warp_positions(p, 32, 64) for p in draws])
+    want = torch.stack([tps_correspondence(p, 4, 8, positions=pos) for p, pos in zip(draws, positions)])
+    assert torch.equal(correspondence_batch(positions, 4, 8, search=search), want)
 
 
 def test_correspondence_batch_search_is_checked() -> None:

@@ -243,7 +243,7 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
         hw = (m.image_size // m.feature_stride) ** 2
         with_d = discriminator and not training
         what = (f"to train at model.image_size {m.image_size} with train.batch_size {cfg.train.batch_size}" if training
-                else f"to build G and D and colorize at model.image_size {m.image_size}" if with_d
+                else f"to build G and D and run G once at model.image_size {m.image_size}" if with_d
                 else f"to colorize at model.image_size {m.image_size}")
         lower = "model.image_size or train.batch_size," if training else "model.image_size"
         d_part = ""
