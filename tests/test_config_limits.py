@@ -396,12 +396,18 @@ def test_info_refuses_a_config_over_the_limit(tiny_recipe: Path, monkeypatch: py
     assert rc == 0 and "memory (estimate)" in out, err
 
 
-def test_info_counts_the_discriminator_it_builds(tiny_recipe: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_info_counts_the_discriminator_it_builds_and_refusals_name_it(tiny_recipe: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # info builds D beside G: a D of ~30 G parameters (hypothesis found it) was allocated, not refused
     monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "1G")
     line = _one_error(["info", "--config", str(tiny_recipe), "--set", "model.disc_channels=14766"],
                       f"{tiny_recipe}: the config needs about ")
     assert "to build G and D" in line and re.search(r" and D [\d,.]+ M parameters", line) and "lower model.disc_channels or" in line, line
+    # training: D's weights, gradients and Adam's moments
+    args = ["train", "--config", str(tiny_recipe), "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "run"),
+            "--set", "model.disc_channels=4000"]
+    line = _one_error(args, "the config needs about ")
+    assert not (tmp_path / "run").exists()
+    assert "to train at" in line and " and D " in line and "lower model.disc_channels, model.image_size or train.batch_size" in line, line
     # where the attention takes the memory, the message names the image size first
     line = _one_error(["info", "--config", str(tiny_recipe), "--set", "model.image_size=1024"], f"{tiny_recipe}: the config needs about ")
     assert "lower model.image_size or model.disc_channels" in line, line

@@ -247,10 +247,16 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
                 else f"to colorize at model.image_size {m.image_size}")
         lower = "model.image_size or train.batch_size," if training else "model.image_size"
         d_part = ""
-        if with_d:  # name first what takes most of the memory: D's weights or the attention
-            d_weights = FLOAT * discriminator_params(m)
-            lower = "model.disc_channels or model.image_size," if 2 * d_weights > need else "model.image_size or model.disc_channels,"
+        # D's weights (with their gradients and Adam's moments when training) can be what is too
+        # big: then D is named, and model.disc_channels first
+        d_weights = FLOAT * discriminator_params(m) * (5 if training else 1)
+        if with_d or (training and 2 * d_weights > need):
             d_part = f" and D {discriminator_params(m) / 1e6:,.2f} M"
+            if 2 * d_weights > need:
+                lower = "model.disc_channels, model.image_size or train.batch_size," if training else \
+                    "model.disc_channels or model.image_size,"
+            else:
+                lower = "model.image_size or model.disc_channels,"
         raise ConfigError(f"{where + ': ' if where else ''}the config needs about {_gib(need)} {what} "
                           f"(G {generator_params(m) / 1e6:.1f} M{d_part} parameters, attention over {hw:,} x {hw:,} "
                           f"cells), over the limit of {_gib(limit)} ({why}); lower {lower} or set {MEMORY_ENV}")
