@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sketchcolor.config import DataConfig
 from sketchcolor.data.appearance import color_regions, per_region, recolor, sample_appearance
 from sketchcolor.data.io import to_tensor
-from sketchcolor.data.sketch import extract_sketch
-from sketchcolor.data.tps import PROBE_DENSITY, correspondence_batch, sample_tps, warp_positions_batch
+from sketchcolor.data.pairs import triplet_sketch
+from sketchcolor.data.tps import PROBE_DENSITY, correspondence_batch, sample_at, sample_tps, warp_positions_batch
 
 # What a worker sends per example (besides ``around``, where the paper term is on).
 RECIPE_KEYS = ("sketch", "picture", "regions", "shift", "hue", "chroma_scale", "lightness", "tps_src", "tps_dst", "turn")
@@ -36,10 +35,7 @@ def sample_recipe(image: np.ndarray, gen: torch.Generator, cfg: DataConfig,
     [-1, 1]; ``regions`` uint8 ``[H, W]`` (a()'s region slots, zeros when one recoloring covers the
     picture); a()'s ``shift [3]``, ``hue``, ``chroma_scale``, ``lightness`` ``[slots]``; the TPS's
     ``tps_src``, ``tps_dst`` ``[K, 2]`` and ``turn [2, 2]`` (the identity for none)."""
-    if sketch is None:
-        sketch = extract_sketch(image, cfg)
-    if sketch.shape[:2] != image.shape[:2]:
-        raise ValueError(f"sketch {sketch.shape[:2]} and image {image.shape[:2]} differ in size")
+    sketch = triplet_sketch(image, cfg, sketch)
     picture = to_tensor(image)
     look = sample_appearance(gen, cfg)
     params = sample_tps(gen, cfg.tps_grid, cfg.tps_scale, cfg.mirror, cfg.rotation)
@@ -75,9 +71,7 @@ def build_triplets(batch: dict[str, torch.Tensor], cfg: DataConfig, grid: tuple[
     target = (target + batch["shift"][:, :, None, None]).clamp(-1.0, 1.0)  # a(I)
     src, dst, turn = batch["tps_src"], batch["tps_dst"], batch["turn"]
     positions = warp_positions_batch(src, dst, turn, h, w)
-    # grid_sample pads with zeros; shifted by 1 first, the padding comes out white (data.tps.apply_tps)
-    reference = F.grid_sample(target - 1.0, positions.view(n, h, w, 2).to(target.dtype), mode="bilinear",
-                              padding_mode="zeros", align_corners=False) + 1.0  # s(a(I))
+    reference = sample_at(target, positions)  # s(a(I)), white where nothing lands
     gh, gw = grid
     if (h, w) != (gh * PROBE_DENSITY, gw * PROBE_DENSITY):  # probes are the pixel centers at every recipe's size
         positions = warp_positions_batch(src, dst, turn, gh * PROBE_DENSITY, gw * PROBE_DENSITY)

@@ -40,10 +40,7 @@ def make_triplet(
     ``grid`` is the (h, w) of the model's feature grid. ``sketch`` (uint8 ``[H, W]``) is used as
     is when given (real line art, or a cached extraction); otherwise it is extracted here.
     """
-    if sketch is None:
-        sketch = extract_sketch(image, cfg)
-    if sketch.shape[:2] != image.shape[:2]:
-        raise ValueError(f"sketch {sketch.shape[:2]} and image {image.shape[:2]} differ in size")
+    sketch = triplet_sketch(image, cfg, sketch)
     target = apply_appearance(to_tensor(image), sample_appearance(gen, cfg), cfg)  # a(I)
     params = sample_tps(gen, cfg.tps_grid, cfg.tps_scale, cfg.mirror, cfg.rotation)
     h, w = target.shape[-2:]
@@ -55,6 +52,16 @@ def make_triplet(
     corr = tps_correspondence(params, grid[0], grid[1], cfg.correspondence_tolerance, PROBE_DENSITY,
                               positions if shared else None)
     return Triplet(to_tensor(sketch), reference, target, corr)
+
+
+def triplet_sketch(image: np.ndarray, cfg: DataConfig, sketch: np.ndarray | None = None) -> np.ndarray:
+    """The sketch of a triplet of uint8 RGB ``image [H, W, 3]``: ``sketch`` (uint8 ``[H, W]``) as
+    given, else extracted here; the same size as the image or a ValueError."""
+    if sketch is None:
+        sketch = extract_sketch(image, cfg)
+    if sketch.shape[:2] != image.shape[:2]:
+        raise ValueError(f"sketch {sketch.shape[:2]} and image {image.shape[:2]} differ in size")
+    return sketch
 
 
 def make_triplet_from_seed(image: np.ndarray, seed: int, cfg: DataConfig, grid: tuple[int, int],

@@ -106,10 +106,19 @@ def apply_tps(image: torch.Tensor, params: TPSParams, fill: float = 1.0,
     if positions is None:
         positions = warp_positions(params, h, w)
     assert positions.shape == (h * w, 2), (tuple(positions.shape), (h, w))
+    return sample_at(image[None], positions[None], fill)[0]
+
+
+def sample_at(images: torch.Tensor, positions: torch.Tensor, fill: float = 1.0) -> torch.Tensor:
+    """``images [B, C, H, W]`` sampled at ``positions [B, H * W, 2]`` (normalised (x, y), one per
+    output pixel, row-major; bilinear, ``align_corners=False``); ``fill`` where a position falls
+    outside. The image warp of :func:`apply_tps` and of the batch-wise build
+    (:mod:`sketchcolor.data.device_triplets`)."""
+    n, _, h, w = images.shape
     # grid_sample pads with zeros; shifting by ``fill`` first makes the padding come out as ``fill``.
-    warped = F.grid_sample((image - fill)[None], positions.view(1, h, w, 2).to(image.dtype), mode="bilinear",
+    warped = F.grid_sample(images - fill, positions.view(n, h, w, 2).to(images.dtype), mode="bilinear",
                            padding_mode="zeros", align_corners=False)
-    return warped[0] + fill
+    return warped + fill
 
 
 def cell_centers(h: int, w: int) -> torch.Tensor:
@@ -138,20 +147,11 @@ def tps_correspondence(params: TPSParams, h: int, w: int, tolerance: float = 0.7
     if positions is None:
         positions = warp_positions(params, h * density, w * density)  # dense reference positions -> target
     assert positions.shape == (h * density * w * density, 2), (tuple(positions.shape), (h, w, density))
-    queries = cell_centers(h, w)
-    # Distances in cell units so the tolerance does not depend on the grid size.
-    scale = torch.tensor([w / 2.0, h / 2.0])
     # Nearest landed probe per sketch cell with scipy's k-d tree rather than the full
     # [hw, (h d)(w d)] distance matrix, whose matmul form rounds (3 cells in 51,200 differed):
     # exact float64 distances. Not faster inside the triplet pipeline (bench/triplet_time.py,
     # when this function still warped its own probes: ~10 ms either way), though it is in a tight loop.
-    landed = positions.double() * scale.double()
-    landed[~torch.isfinite(landed).all(-1)] = 1e9  # a degenerate warp's probes are never nearest
-    best, idx = _nearest_in_tree(landed, queries.double() * scale.double())
-    py, px = idx // (w * density), idx % (w * density)
-    ref_cell = (py // density) * w + (px // density)
-    ref_cell[best > tolerance] = -1
-    return ref_cell
+    return correspondence_batch(positions[None], h, w, tolerance, density, search="tree")[0]
 
 
 def _nearest_in_tree(points: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
