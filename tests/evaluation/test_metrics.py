@@ -94,6 +94,35 @@ def test_drawing_color_distance_leaves_the_paper_out() -> None:
     assert M.drawing_color_distance(blue, truth, sketch, ref, ref_sketch) > 20
 
 
+def test_white_paper_floor_bounds_every_output_with_white_paper() -> None:
+    rng = np.random.default_rng(3)
+    ref = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    ref[:12] = 255  # a quarter of the reference is white paper
+    # all white: the floor is the distance itself, to the float
+    white = np.full((40, 40, 3), 255, np.uint8)
+    assert M.white_paper_floor(ref, 1.0) == pytest.approx(M.color_distance(white, ref), rel=1e-12)
+    # no more white than the reference has: an output can match it exactly
+    assert M.white_paper_floor(ref, 0.25) == pytest.approx(0.0, abs=1e-9) and M.white_paper_floor(ref, 0.0) == 0.0
+    assert M.color_distance(ref, ref) == 0.0
+    # any output white on a given share scores at or above the floor; the floor grows with the share
+    floors = []
+    for share in (0.4, 0.6, 0.8):
+        floors.append(M.white_paper_floor(ref, share))
+        n_white = int(np.ceil(share * 1600))
+        for trial in range(5):
+            out = rng.integers(0, 256, (1600, 3), dtype=np.uint8)
+            if trial:  # the best guesses: the reference's own pixels, its darkest or its most colored ones
+                pool = ref.reshape(-1, 3)
+                pool = pool[np.argsort([-np.ptp(c.astype(int)) if trial % 2 else c.astype(int).sum() for c in pool],
+                                       kind="stable")]
+                out = pool[rng.integers(0, len(pool), 1600)] if trial > 2 else np.resize(pool, (1600, 3))
+            out[:n_white] = 255
+            assert M.color_distance(out.reshape(40, 40, 3), ref) >= floors[-1] - 1e-9
+    assert 0.0 < floors[0] < floors[1] < floors[2]
+    with pytest.raises(ValueError, match="paper_share"):
+        M.white_paper_floor(ref, 1.5)
+
+
 def test_paper_painted_is_the_share_of_the_paper_around_the_drawing_that_is_painted() -> None:
     sketch, picture = _framed((220, 30, 30))
     paper = M.paper_around_drawing(picture, sketch)

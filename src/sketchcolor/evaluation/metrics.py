@@ -92,14 +92,16 @@ def sliced_wasserstein(x: np.ndarray, y: np.ndarray, n_directions: int = 64, n_q
     if len(x) == 0 or len(y) == 0:
         return float("nan")
     dirs = _directions(n_directions, seed)
+    return float(np.abs(_projected_quantiles(x, dirs, n_quantiles) - _projected_quantiles(y, dirs, n_quantiles)).mean())
+
+
+def _projected_quantiles(points: np.ndarray, dirs: np.ndarray, n_quantiles: int) -> np.ndarray:
+    """``[K, Q]``: numpy's "inverted_cdf" quantiles of ``points [n, 3]`` projected on ``dirs [K, 3]``
+    at ``Q`` evenly spaced levels."""
     levels = (np.arange(n_quantiles) + 0.5) / n_quantiles
-
-    def quantiles(points: np.ndarray) -> np.ndarray:  # [K, Q], numpy's "inverted_cdf" quantiles
-        proj = np.sort(dirs @ points.T, axis=1)  # [K, n], sorting rows is ~10x faster than np.quantile
-        idx = np.clip(np.ceil(levels * proj.shape[1]).astype(np.int64) - 1, 0, proj.shape[1] - 1)
-        return proj[:, idx]
-
-    return float(np.abs(quantiles(x) - quantiles(y)).mean())
+    proj = np.sort(dirs @ points.T, axis=1)  # [K, n], sorting rows is ~10x faster than np.quantile
+    idx = np.clip(np.ceil(levels * proj.shape[1]).astype(np.int64) - 1, 0, proj.shape[1] - 1)
+    return proj[:, idx]
 
 
 def color_distance(
@@ -128,6 +130,32 @@ def color_distance(
     if reference_mask is not None:
         lab_ref = lab_ref[np.asarray(reference_mask, bool).reshape(-1)]
     return sliced_wasserstein(lab_out, lab_ref, n_directions=n_directions, seed=seed)
+
+
+def white_paper_floor(reference: np.ndarray, paper_share: float, n_directions: int = 64, n_quantiles: int = 1000,
+                      seed: int = 0) -> float:
+    """The lowest :func:`color_distance` against ``reference [H, W, 3]`` that any output can reach
+    whose painted area is white (255, 255, 255) on ``paper_share`` (0..1) of it, whatever the rest.
+
+    A lower bound, not an estimate: in each projection the white share fills a block of at least
+    ``floor(paper_share * Q)`` quantile levels at white's projection, and the cheapest such block
+    is the window of the reference's own quantiles nearest to it (the other levels could match the
+    reference exactly); one output must serve every direction at once, so the mean over the
+    directions of these per-direction minima can only be lower than what an output reaches.
+    Hand-written: it is the metric's own quantile arithmetic, which no library exposes.
+    """
+    _check_rgb(reference, "reference")
+    if not 0.0 <= paper_share <= 1.0:
+        raise ValueError(f"paper_share must lie in [0, 1], got {paper_share}")
+    dirs = _directions(n_directions, seed)
+    q = _projected_quantiles(rgb2lab(reference).reshape(-1, 3), dirs, n_quantiles)  # [K, Q]
+    white = dirs @ rgb2lab(np.full((1, 1, 3), 255, np.uint8)).reshape(3)  # [K]
+    k = int(np.floor(paper_share * n_quantiles + 1e-9))
+    if k == 0:
+        return 0.0
+    cost = np.cumsum(np.pad(np.abs(q - white[:, None]), ((0, 0), (1, 0))), axis=1)  # [K, Q + 1]
+    window = cost[:, k:] - cost[:, : n_quantiles - k + 1]  # [K, Q - k + 1]: each block of k levels
+    return float(window.min(axis=1).mean() / n_quantiles)
 
 
 # Paper: near-white pixels (CIELAB L > 90, chroma < 6) in the region around a drawing.
