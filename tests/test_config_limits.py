@@ -28,7 +28,7 @@ from sketchcolor.config import Config, ModelConfig, config_from_dict, load_confi
 from sketchcolor.errors import CheckpointError, ConfigError, ImageError
 from sketchcolor.models import Colorizer, PatchDiscriminator
 from sketchcolor.models.complexity import (count_params, discriminator_params, estimate_memory, generator_params,
-                                           memory_limit)
+                                           memory_limit, triplet_build_bytes)
 from sketchcolor.models.serialization import load_artifact, save_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -411,6 +411,26 @@ def test_info_counts_the_discriminator_it_builds_and_refusals_name_it(tiny_recip
     # where the attention takes the memory, the message names the image size first
     line = _one_error(["info", "--config", str(tiny_recipe), "--set", "model.image_size=1024"], f"{tiny_recipe}: the config needs about ")
     assert "lower model.image_size or model.disc_channels" in line, line
+
+
+def test_the_batch_wise_triplet_build_is_counted_where_it_is_the_larger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    default = ROOT / "configs" / "default.yaml"
+    workers = load_config(default, ["model.image_size=256", "train.batch_size=8", "data.tps_grid=32"])
+    device = load_config(default, ["model.image_size=256", "train.batch_size=8", "data.tps_grid=32", "data.augment_on=device"])
+    # kornia's spline keeps ~6 [h w, K] floats an example: 1.36 GB measured at 256 px and grid 32
+    assert 1.1 * 1358 * 2**20 * 8 < triplet_build_bytes(device) < 2.0 * 1358 * 2**20 * 8
+    assert estimate_memory(device, True) > estimate_memory(workers, True) + 4 * 2**30
+    # the recipe as shipped: the build is far smaller than the step's activations and changes nothing
+    assert estimate_memory(load_config(default, ["data.augment_on=device"]), True) == estimate_memory(load_config(default), True)
+    assert estimate_memory(device, False) == estimate_memory(workers, False)  # colorizing builds no triplets
+    monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "8G")
+    args = ["train", "--config", str(default), "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "run"),
+            "--set", "model.image_size=256", "--set", "train.batch_size=8", "--set", "data.tps_grid=32"]
+    rc, err, _ = _run(args)  # with the workers it fits (their triplets are one at a time, in their processes)
+    assert "the config needs about" not in "\n".join(err), err
+    line = _one_error([*args, "--set", "data.augment_on=device"], "the config needs about ")
+    assert not (tmp_path / "run").exists()
+    assert "data.tps_grid 32" in line and "lower data.tps_grid, train.batch_size or model.image_size, use data.augment_on workers" in line, line
 
 
 def test_invalid_training_value_fails_before_the_first_step(tmp_path: Path, tiny_recipe: Path, sample_photos: list[Path],

@@ -132,6 +132,8 @@ def cell_centers(h: int, w: int) -> torch.Tensor:
 # Probes per cell side of the correspondence's inversion: the feature stride of every recipe, so
 # that at the trained size the probes are the image's pixel centers (see warp_positions).
 PROBE_DENSITY = 8
+# Bytes of one block of :func:`correspondence_batch`'s "cells" and "all" searches (about).
+SEARCH_CHUNK_BYTES = 1 << 28
 
 
 def tps_correspondence(params: TPSParams, h: int, w: int, tolerance: float = 0.75, density: int = PROBE_DENSITY,
@@ -163,7 +165,7 @@ def _nearest_in_tree(points: torch.Tensor, queries: torch.Tensor) -> tuple[torch
 
 def correspondence_batch(positions: torch.Tensor, h: int, w: int, tolerance: float = 0.75,
                          density: int = PROBE_DENSITY, search: str | None = None,
-                         chunk_bytes: int = 1 << 28) -> torch.Tensor:
+                         chunk_bytes: int = SEARCH_CHUNK_BYTES) -> torch.Tensor:
     """:func:`tps_correspondence` of a batch on its device: ``positions`` ``[B, (h d)(w d), 2]``
     (:func:`warp_positions_batch` at the probe grid) -> ``[B, h * w]`` long, ``-1`` where not
     visible. Distances in float64 as scipy's k-d tree computes them (``dx^2 + dy^2``), so the
@@ -195,7 +197,7 @@ def correspondence_batch(positions: torch.Tensor, h: int, w: int, tolerance: flo
     side = math.floor(2 * tolerance) + 2
     # a tolerance so large that the windows hold every cell, or one example's pairs overflow a
     # block: every probe against every cell, in blocks of cells too
-    if search == "cells" and side * side < h * w and _PAIR_BYTES * n * side * side <= chunk_bytes:
+    if search == "cells" and side * side < h * w and CELL_PAIR_BYTES * n * side * side <= chunk_bytes:
         near, nearest = _nearest_in_window(landed, queries, h, w, tolerance, side, chunk_bytes)
     elif search == "tree":
         found = [_nearest_in_tree(one, queries) for one in landed]
@@ -210,7 +212,7 @@ def correspondence_batch(positions: torch.Tensor, h: int, w: int, tolerance: flo
 
 # Bytes a (probe, window cell) pair of the "cells" search holds at once: its cell center (16),
 # cell index (8), in-window flag (1) and three float64 temporaries of the squared distance.
-_PAIR_BYTES = 50
+CELL_PAIR_BYTES = 50
 
 
 def _nearest_in_window(points: torch.Tensor, queries: torch.Tensor, h: int, w: int, tolerance: float, side: int,
@@ -223,7 +225,7 @@ def _nearest_in_window(points: torch.Tensor, queries: torch.Tensor, h: int, w: i
     offsets = torch.arange(side, device=points.device)
     probe = torch.arange(n, device=points.device)[:, None, None]  # [N, 1, 1]
     best, index = [], []
-    for part in points.split(max(1, chunk_bytes // (_PAIR_BYTES * n * side * side))):
+    for part in points.split(max(1, chunk_bytes // (CELL_PAIR_BYTES * n * side * side))):
         # the first column (row) whose center may lie within the tolerance: column j's center is
         # at j + 0.5 - w / 2 in these units
         # (clamped before the cast: a probe thrown far out of the frame stays out of every window)

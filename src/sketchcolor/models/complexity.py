@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sketchcolor.config import Config, ModelConfig, parse_amount
+from sketchcolor.data.tps import CELL_PAIR_BYTES, PROBE_DENSITY, SEARCH_CHUNK_BYTES
 from sketchcolor.errors import ConfigError
 from sketchcolor.models.discriminator import PatchDiscriminator
 from sketchcolor.models.generator import Colorizer
@@ -166,6 +169,26 @@ def _vgg(cfg: Config) -> tuple[int, int]:
     return params, acts
 
 
+def triplet_build_bytes(cfg: Config) -> int:
+    """Bytes the batch-wise build of a batch of triplets holds at its peak (``data.augment_on:
+    device``, :func:`sketchcolor.data.device_triplets.build_triplets`), before the step's forward
+    pass: kornia's thin-plate spline keeps about six ``[h w, K]`` float tensors an example (``K =
+    data.tps_grid ** 2`` control points: 1.36 GB an example at 256 px and the largest grid, 32),
+    the Lab recoloring and the warp about 24 float planes of the picture, and the correspondence
+    search on a GPU its pairs of probes and window cells, in blocks of about
+    :data:`~sketchcolor.data.tps.SEARCH_CHUNK_BYTES`. Peaks measured on CPU (growth of the
+    resident memory, batch 8): 9 MiB an example at 128 px and grid 4 (k-d tree; 12 with the
+    "cells" search), 340 MiB at grid 32, 41 MiB at 256 px and grid 4 ("cells"), 1,358 MiB at 256 px
+    and grid 32 (batch 4); this counts 1.2-1.9x that."""
+    m, d = cfg.model, cfg.data
+    pixels = m.image_size * m.image_size
+    per_example = FLOAT * (6 * pixels * d.tps_grid ** 2 + 24 * 3 * pixels)
+    probes = (m.image_size // m.feature_stride * PROBE_DENSITY) ** 2
+    side = math.floor(2 * d.correspondence_tolerance) + 2
+    search = min(cfg.train.batch_size * CELL_PAIR_BYTES * probes * side * side, SEARCH_CHUNK_BYTES)
+    return cfg.train.batch_size * per_example + search
+
+
 def estimate_memory(cfg: Config, training: bool) -> int:
     """Bytes one process needs, by the config alone: to colorize one picture (``training`` False:
     G's weights and one forward pass) or to train (G, D, the EMA, Adam's two moments, gradients,
@@ -182,7 +205,15 @@ def estimate_memory(cfg: Config, training: bool) -> int:
     # weights, gradients, Adam's two moments and its temporaries; the EMA's copy
     params = g * (6 if cfg.train.ema_decay > 0 else 5) + 5 * d + vgg_params
     per_sample = 2 * (acts + 3 * attention) + 3 * _discriminator_activations(m) + 2 * vgg_acts
-    return OVERHEAD + FLOAT * (params + cfg.train.batch_size * per_sample)
+    batch = FLOAT * cfg.train.batch_size * per_sample
+    if _build_dominates(cfg, batch):  # its temporaries are gone before the forward pass: the larger counts
+        batch = triplet_build_bytes(cfg)
+    return OVERHEAD + FLOAT * params + batch
+
+
+def _build_dominates(cfg: Config, batch_bytes: int) -> bool:
+    """Whether the batch-wise triplet build needs more than the step's ``batch_bytes`` of activations."""
+    return cfg.data.augment_on == "device" and triplet_build_bytes(cfg) > batch_bytes
 
 
 def _physical_memory() -> tuple[int | None, str]:
@@ -257,6 +288,10 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
                     "model.disc_channels or model.image_size,"
             else:
                 lower = "model.image_size or model.disc_channels,"
+        if training and estimate_memory(replace(cfg, data=replace(cfg.data, augment_on="workers")), True) < need:
+            # the batch-wise triplet build is what is too big: kornia's spline grows with tps_grid²
+            what += f", building its triplets at once with data.tps_grid {cfg.data.tps_grid}"
+            lower = "data.tps_grid, train.batch_size or model.image_size, use data.augment_on workers,"
         raise ConfigError(f"{where + ': ' if where else ''}the config needs about {_gib(need)} {what} "
                           f"(G {generator_params(m) / 1e6:.1f} M{d_part} parameters, attention over {hw:,} x {hw:,} "
                           f"cells), over the limit of {_gib(limit)} ({why}); lower {lower} or set {MEMORY_ENV}")
