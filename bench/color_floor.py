@@ -1,22 +1,27 @@
-"""How low the cross color distance of Table 1 can go for any method that keeps the paper white.
+"""What Table 1's cross color distance allows a colorizer that keeps the paper white.
 
     nice -n 5 .venv/bin/python bench/color_floor.py --data data/drawings
 
 Each test sketch with another test picture's colors (the partners of ``sketchcolor evaluate``,
 same seed). The metric (:func:`sketchcolor.evaluation.metrics.color_distance`) compares every
-painted pixel of the output, the paper around the drawing included, with every pixel of the
-reference; where the sketch has more paper than the reference has white, the white paper alone
-costs something. Two figures a pair, averaged over the split:
+painted pixel of the output, paper included, with every pixel of the reference, paper included;
+so two drawings that cover different shares of their paper are apart even when painted in
+exactly the same colors. Three outputs a pair that keep the sketch's paper white (the test
+picture's own: :func:`~sketchcolor.evaluation.metrics.paper_around_drawing`, its near-white
+pixels in the region around the drawing, what an artist leaves unpainted), each scored by the
+metric and by the drawing color distance (paper left out on both sides):
 
-* ``floor``: :func:`~sketchcolor.evaluation.metrics.white_paper_floor`, a lower bound over every
-  output whose paper (the region around the drawing that the ``regions`` fill keeps white,
-  :func:`~sketchcolor.evaluation.metrics.around_drawing`) is white, whatever it paints inside;
-* ``oracle``: one such output, scored by the metric itself: white paper, and the drawing painted
-  with the reference's own pixels, less the share of them nearest to white that the paper stands
-  for (a colorizer that knew the reference's color distribution exactly and ignored the sketch).
+* ``floor``: :func:`~sketchcolor.evaluation.metrics.white_paper_floor`, a lower bound of the
+  metric over every such output, whatever it paints inside the drawing (not an output: the
+  drawing column is empty);
+* ``histogram oracle``: the drawing painted with the reference's pixels, paper included, less the
+  share nearest to white that the sketch's paper stands for: what the metric asks for, a colorizer
+  that knows the reference's color histogram and ignores what the sketch shows;
+* ``ideal colorizer``: the drawing painted with the reference's *drawing* colors in the
+  reference's proportions (its paper left out, :func:`~sketchcolor.evaluation.metrics.drawing_mask`):
+  the perfect answer to "take the reference's colors", but for which color goes where.
 
-A method above the floor loses that much on its paint inside the drawing (or on paper it did not
-keep white). ``--every N`` scores every N-th picture.
+``--every N`` scores every N-th picture.
 """
 
 from __future__ import annotations
@@ -35,19 +40,21 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from sketchcolor.evaluation.evaluate import cross_partners, load_test_pictures  # noqa: E402
 from sketchcolor.evaluation.metrics import (  # noqa: E402
-    around_drawing,
     color_distance,
+    drawing_color_distance,
+    drawing_mask,
     painted_mask,
+    paper_around_drawing,
     white_paper_floor,
 )
 
 
-def oracle(sketch: np.ndarray, reference: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """uint8 ``[H, W, 3]`` at the sketch's size: lines black, the paper around the drawing white,
-    the drawing's pixels drawn at random from the reference's pixels less the share nearest to white
-    (in Lab) that the paper already stands for."""
+def oracle(sketch: np.ndarray, paper: np.ndarray, reference: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` at the sketch's size: lines black, ``paper [H, W]`` white, the other
+    painted pixels drawn at random from the reference's pixels less the share nearest to white (in
+    Lab) that the paper already stands for."""
     paint = painted_mask(sketch)
-    paper = around_drawing(sketch) & paint
+    paper = paper & paint
     drawing = paint & ~paper
     share = paper.sum() / max(int(paint.sum()), 1)
     ref = reference.reshape(-1, 3)
@@ -58,6 +65,19 @@ def oracle(sketch: np.ndarray, reference: np.ndarray, rng: np.random.Generator) 
     n = int(drawing.sum())
     if n:
         out[drawing] = ref[kept[rng.integers(0, len(kept), n)]] if len(kept) else 255
+    return out
+
+
+def ideal(sketch: np.ndarray, paper: np.ndarray, ref_colors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 ``[H, W, 3]``: lines black, ``paper [H, W]`` white, the other painted pixels drawn at
+    random from ``ref_colors [N, 3]`` (the reference's drawing; white where it has none)."""
+    paint = painted_mask(sketch)
+    drawing = paint & ~paper
+    out = np.zeros((*sketch.shape, 3), np.uint8)
+    out[paper & paint] = 255
+    n = int(drawing.sum())
+    if n:
+        out[drawing] = ref_colors[rng.integers(0, len(ref_colors), n)] if len(ref_colors) else 255
     return out
 
 
@@ -73,21 +93,29 @@ def main() -> int:
     partners = cross_partners(len(pictures), args.seed)  # over the whole split, as evaluate draws them
     chosen = range(0, len(pictures), max(args.every, 1))
     rng = np.random.default_rng(args.seed)
-    floors, oracles, shares = [], [], []
+    rows: dict[str, list[tuple[float, float]]] = {"floor": [], "histogram oracle": [], "ideal colorizer": []}
+    shares = []
     t0 = time.perf_counter()
     for i in tqdm(chosen, desc="pairs", unit="pair", dynamic_ncols=True):
-        sketch, ref = pictures[i].sketch, pictures[partners[i]].color
+        sketch, picture = pictures[i].sketch, pictures[i].color
+        ref, ref_sketch = pictures[partners[i]].color, pictures[partners[i]].sketch
         paint = painted_mask(sketch)
-        shares.append((around_drawing(sketch) & paint).sum() / max(int(paint.sum()), 1))
-        floors.append(white_paper_floor(ref, float(shares[-1]), seed=args.seed))
-        oracles.append(color_distance(oracle(sketch, ref, rng), ref, sketch, seed=args.seed))
-    f, o = np.array(floors), np.array(oracles)
+        paper = paper_around_drawing(picture, sketch)
+        shares.append((paper & paint).sum() / max(int(paint.sum()), 1))
+        rows["floor"].append((white_paper_floor(ref, float(shares[-1]), seed=args.seed), float("nan")))
+        for name, out in (("histogram oracle", oracle(sketch, paper, ref, rng)),
+                          ("ideal colorizer", ideal(sketch, paper, ref[drawing_mask(ref, ref_sketch)], rng))):
+            rows[name].append((color_distance(out, ref, sketch, seed=args.seed),
+                               drawing_color_distance(out, picture, sketch, ref, ref_sketch, seed=args.seed)))
     print(f"\n{len(chosen)} of {len(pictures)} {args.split} pictures, cross partners of seed {args.seed}, "
-          f"{args.size} px, {time.perf_counter() - t0:.0f} s; paper {np.mean(shares):.3f} of the painted area on average\n")
-    print("| white paper | color dist. (cross), mean ↓ | median | 90th percentile |")
-    print("|---|---:|---:|---:|")
-    for name, v in (("floor (no such output scores lower)", f), ("oracle (the reference's own colors in the drawing)", o)):
-        print(f"| {name} | {v.mean():.3f} | {np.median(v):.3f} | {np.percentile(v, 90):.3f} |")
+          f"{args.size} px, {time.perf_counter() - t0:.0f} s; the sketch's paper {np.mean(shares):.3f} of its painted area "
+          "on average\n")
+    print("| the paper white | color dist. (cross) ↓ | median | 90th percentile | color dist., drawing (cross) ↓ |")
+    print("|---|---:|---:|---:|---:|")
+    for name, values in rows.items():
+        v = np.array(values)
+        drawing = "–" if np.isnan(v[:, 1]).all() else f"{np.nanmean(v[:, 1]):.3f}"
+        print(f"| {name} | {v[:, 0].mean():.3f} | {np.median(v[:, 0]):.3f} | {np.percentile(v[:, 0], 90):.3f} | {drawing} |")
     return 0
 
 
