@@ -6,7 +6,7 @@ Each test sketch with another test picture's colors (the partners of ``sketchcol
 same seed). The metric (:func:`sketchcolor.evaluation.metrics.color_distance`) compares every
 painted pixel of the output, paper included, with every pixel of the reference, paper included;
 so two drawings that cover different shares of their paper are apart even when painted in
-exactly the same colors. Three outputs a pair that keep the sketch's paper white (the test
+exactly the same colors. A bound and two outputs a pair that keep the sketch's paper white (the test
 picture's own: :func:`~sketchcolor.evaluation.metrics.paper_around_drawing`, its near-white
 pixels in the region around the drawing, what an artist leaves unpainted), each scored by the
 metric and by the drawing color distance (paper left out on both sides):

@@ -420,6 +420,11 @@ def test_the_batch_wise_triplet_build_is_counted_where_it_is_the_larger(tmp_path
     # kornia's spline keeps ~6 [h w, K] floats an example: 1.36 GB measured at 256 px and grid 32
     assert 1.1 * 1358 * 2**20 * 8 < triplet_build_bytes(device) < 2.0 * 1358 * 2**20 * 8
     assert estimate_memory(device, True) > estimate_memory(workers, True) + 4 * 2**30
+    # a feature stride of 2 warps a probe grid of 16x the pixels: measured 670 MiB for its warp alone
+    # at 64 px, grid 16, batch 2
+    fine = load_config(default, ["model.image_size=64", "model.downsample_layers=[3]", "data.tps_grid=16",
+                                 "train.batch_size=2", "data.augment_on=device"])
+    assert fine.model.feature_stride == 2 and triplet_build_bytes(fine) > 670 * 2**20
     # the recipe as shipped: the build is far smaller than the step's activations and changes nothing
     assert estimate_memory(load_config(default, ["data.augment_on=device"]), True) == estimate_memory(load_config(default), True)
     assert estimate_memory(device, False) == estimate_memory(workers, False)  # colorizing builds no triplets

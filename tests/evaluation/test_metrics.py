@@ -123,6 +123,29 @@ def test_white_paper_floor_bounds_every_output_with_white_paper() -> None:
         M.white_paper_floor(ref, 1.5)
 
 
+@pytest.mark.parametrize("share", [0.13, 0.5, 0.871])
+def test_white_paper_floor_is_reached_in_one_direction(share: float) -> None:
+    """With one direction the bound is exact: 1,000 pixels, white on the cheapest block of quantile
+    levels (found here by brute force) and the reference's own quantile pixels elsewhere, score it."""
+    from skimage.color import rgb2lab
+    rng = np.random.default_rng(int(share * 1000))
+    ref = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    ref[:6, :20] = 255
+    direction = M._directions(1, 0)[0]
+    proj = rgb2lab(ref).reshape(-1, 3) @ direction
+    order = np.argsort(proj, kind="stable")
+    idx = np.ceil((np.arange(1000) + 0.5) / 1000 * proj.size).astype(int) - 1
+    white = float(rgb2lab(np.full((1, 1, 3), 255, np.uint8)).reshape(3) @ direction)
+    k = int(np.floor(share * 1000))
+    costs = [np.abs(proj[order[idx[a:a + k]]] - white).sum() / 1000 for a in range(1000 - k + 1)]
+    start = int(np.argmin(costs))
+    out = ref.reshape(-1, 3)[order[idx]].copy()
+    out[start:start + k] = 255
+    floor = M.white_paper_floor(ref, share, n_directions=1)
+    assert floor == pytest.approx(min(costs), abs=1e-9)
+    assert M.color_distance(out.reshape(25, 40, 3), ref, n_directions=1) == pytest.approx(floor, abs=1e-9)
+
+
 def test_paper_painted_is_the_share_of_the_paper_around_the_drawing_that_is_painted() -> None:
     sketch, picture = _framed((220, 30, 30))
     paper = M.paper_around_drawing(picture, sketch)

@@ -172,18 +172,19 @@ def _vgg(cfg: Config) -> tuple[int, int]:
 def triplet_build_bytes(cfg: Config) -> int:
     """Bytes the batch-wise build of a batch of triplets holds at its peak (``data.augment_on:
     device``, :func:`sketchcolor.data.device_triplets.build_triplets`), before the step's forward
-    pass: kornia's thin-plate spline keeps about six ``[h w, K]`` float tensors an example (``K =
-    data.tps_grid ** 2`` control points: 1.36 GB an example at 256 px and the largest grid, 32),
-    the Lab recoloring and the warp about 24 float planes of the picture, and the correspondence
-    search on a GPU its pairs of probes and window cells, in blocks of about
-    :data:`~sketchcolor.data.tps.SEARCH_CHUNK_BYTES`. Peaks measured on CPU (growth of the
-    resident memory, batch 8): 9 MiB an example at 128 px and grid 4 (k-d tree; 12 with the
-    "cells" search), 340 MiB at grid 32, 41 MiB at 256 px and grid 4 ("cells"), 1,358 MiB at 256 px
-    and grid 32 (batch 4); this counts 1.2-1.9x that."""
+    pass: kornia's thin-plate spline keeps about six ``[points, K]`` float tensors an example
+    (``K = data.tps_grid ** 2`` control points; the points are the pixels, then the probe grid
+    where it differs, 16x the pixels at a feature stride of 2), the Lab recoloring and the warp
+    about 24 float pictures (72 planes), and the correspondence search on a GPU its pairs of probes
+    and window cells, in blocks of about :data:`~sketchcolor.data.tps.SEARCH_CHUNK_BYTES`. Peaks
+    measured on CPU (growth of the resident memory, batch 8): 9 MiB an example at 128 px and grid 4
+    (k-d tree; 12 with the "cells" search), 340 MiB at grid 32, 41 MiB at 256 px and grid 4
+    ("cells"), 1,358 MiB (1.33 GiB) at 256 px and grid 32 (batch 4); this counts 1.2-2.0x that."""
     m, d = cfg.model, cfg.data
     pixels = m.image_size * m.image_size
-    per_example = FLOAT * (6 * pixels * d.tps_grid ** 2 + 24 * 3 * pixels)
     probes = (m.image_size // m.feature_stride * PROBE_DENSITY) ** 2
+    # the two warps run one after the other: the larger point set is the peak
+    per_example = FLOAT * (6 * max(pixels, probes) * d.tps_grid ** 2 + 24 * 3 * pixels)
     side = math.floor(2 * d.correspondence_tolerance) + 2
     search = min(cfg.train.batch_size * CELL_PAIR_BYTES * probes * side * side, SEARCH_CHUNK_BYTES)
     return cfg.train.batch_size * per_example + search
@@ -288,8 +289,10 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
                     "model.disc_channels or model.image_size,"
             else:
                 lower = "model.image_size or model.disc_channels,"
-        if training and estimate_memory(replace(cfg, data=replace(cfg.data, augment_on="workers")), True) < need:
-            # the batch-wise triplet build is what is too big: kornia's spline grows with tps_grid²
+        if training and cfg.data.augment_on == "device" and \
+                estimate_memory(replace(cfg, data=replace(cfg.data, augment_on="workers")), True) <= limit:
+            # the batch-wise triplet build alone is what is too big (the same config with the
+            # workers would fit): kornia's spline grows with tps_grid²
             what += f", building its triplets at once with data.tps_grid {cfg.data.tps_grid}"
             lower = "data.tps_grid, train.batch_size or model.image_size, use data.augment_on workers,"
         raise ConfigError(f"{where + ': ' if where else ''}the config needs about {_gib(need)} {what} "
