@@ -60,7 +60,9 @@ def device_name(device: torch.device) -> str:
 def measure_peaks(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     """Best GFLOP/s of ``torch.mm`` (4096^2 on GPU, 2048^2 on CPU) and of a 3x3 convolution over
     :data:`CONV_SHAPES` (forward, ``torch.nn.functional.conv2d``, channels_last and contiguous),
-    in ``dtype``. Each the best of its timed calls."""
+    in ``dtype``; and of the same convolutions run as training runs them (``conv_train``: forward,
+    then the input and weight gradients; 3x the forward's FLOPs), the most a training step made
+    of the best-shaped convolutions alone could reach. Each the best of its timed calls."""
     gen = torch.Generator().manual_seed(0)
     n = 4096 if device.type == "cuda" else 2048
     a, b = (torch.randn(n, n, generator=gen).to(device, dtype) for _ in range(2))
@@ -74,9 +76,18 @@ def measure_peaks(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
             flops = 2 * batch * c * c * 9 * side * side
             with torch.no_grad():
                 best = min(time_calls(lambda: torch.nn.functional.conv2d(x, w, padding=1), 2, 3, 0.3, device))
+            xg, wg = x.detach().requires_grad_(), w.detach().requires_grad_()
+            grad = torch.randn(batch, c, side, side, generator=gen).to(device, dtype).contiguous(memory_format=fmt)
+
+            def train_conv() -> None:
+                torch.autograd.grad(torch.nn.functional.conv2d(xg, wg, padding=1), (xg, wg), grad)
+
+            best_train = min(time_calls(train_conv, 2, 3, 0.3, device))
             convs.append({"batch": batch, "channels": c, "side": side, "channels_last": fmt is torch.channels_last,
-                          "gflops": flops / best / 1e9})
+                          "gflops": flops / best / 1e9, "train_gflops": 3 * flops / best_train / 1e9})
     out["conv"] = max(convs, key=lambda r: r["gflops"])
+    train = max(convs, key=lambda r: r["train_gflops"])
+    out["conv_train"] = {**train, "gflops": train["train_gflops"]}
     out["conv_all"] = convs
     return out
 
@@ -238,16 +249,25 @@ def report(env: dict[str, Any], by_dtype: dict[str, dict[str, Any]], results: li
                      f"{c['channels']} channels, {c['side']} px, {'channels_last' if c['channels_last'] else 'contiguous'}); "
                      f"matmul {mm['n']}^2 {mm['gflops']:.1f} GFLOP/s"
                      + (" (fp32: the higher of the measurements before and after the recipes)" if name == "fp32" else ""))
+        if "conv_train" in peaks:
+            t = peaks["conv_train"]
+            lines.append(f"  the same 3x3 convolutions forward + backward (input and weight gradients, as a training step "
+                         f"runs them): best {t['gflops']:.1f} GFLOP/s (batch {t['batch']}, {t['channels']} channels, "
+                         f"{t['side']} px, {'channels_last' if t['channels_last'] else 'contiguous'}), "
+                         f"{100 * t['gflops'] / c['gflops']:.0f}% of the forward kernel")
     lines += ["",
              "| recipe | variant | autocast | batch | px | step s (median) | img/s | GFLOP/step | GFLOP/s | % of best conv "
-             "| % of matmul | peak memory |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| % of best conv fwd+bwd | % of matmul | peak memory |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         peaks = by_dtype.get(r["autocast"], by_dtype["fp32"])
         conv, mm = peaks["conv"]["gflops"], peaks["matmul"]["gflops"]
+        train = peaks.get("conv_train", {}).get("gflops")
+        train_share = f"{100 * r['gflops'] / train:.0f}%" if train else "–"
         lines.append(f"| {r['recipe']} | {r['variant']} | {r['autocast']} | {r['batch']} | {r['image_size']} | "
                      f"{r['step_median_s']:.3f} | {r['img_per_s']:.2f} | {r['flops_per_step'] / 1e9:.1f} | "
-                     f"{r['gflops']:.1f} | {100 * r['gflops'] / conv:.0f}% | {100 * r['gflops'] / mm:.0f}% | "
+                     f"{r['gflops']:.1f} | {100 * r['gflops'] / conv:.0f}% | "
+                     f"{train_share} | {100 * r['gflops'] / mm:.0f}% | "
                      f"{r['peak_memory_bytes'] / 2**30:.2f} GiB |")
     for r in results:
         p = r["profile"]
@@ -304,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(r)
             log(f"[{recipe} / {r['variant']}] {r['step_median_s']:.3f} s/step, {r['gflops']:.1f} GFLOP/s")
     again = measure_peaks(device, torch.float32)
-    for k in ("matmul", "conv"):
+    for k in ("matmul", "conv", "conv_train"):
         if again[k]["gflops"] > peaks[k]["gflops"]:
             peaks[k] = again[k]
     by_dtype = {"fp32": peaks}
