@@ -49,35 +49,24 @@ from sketchcolor.evaluation.metrics import (  # noqa: E402
 )
 
 
-def oracle(sketch: np.ndarray, paper: np.ndarray, reference: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """uint8 ``[H, W, 3]`` at the sketch's size: lines black, ``paper [H, W]`` white, the other
-    painted pixels drawn at random from the reference's pixels less the share nearest to white (in
-    Lab) that the paper already stands for."""
-    paint = painted_mask(sketch)
-    paper = paper & paint
-    drawing = paint & ~paper
-    share = paper.sum() / max(int(paint.sum()), 1)
+def histogram_colors(reference: np.ndarray, paper_share: float) -> np.ndarray:
+    """uint8 ``[N, 3]``: the reference's pixels less the ``paper_share`` of them nearest to white (in
+    Lab), which white paper already stands for: the histogram oracle's colors."""
     ref = reference.reshape(-1, 3)
     d_white = np.linalg.norm(rgb2lab(reference).reshape(-1, 3) - [100.0, 0.0, 0.0], axis=1)
-    kept = np.argsort(d_white, kind="stable")[int(round(share * len(ref))):]
-    out = np.zeros((*sketch.shape, 3), np.uint8)
-    out[paper] = 255
-    n = int(drawing.sum())
-    if n:
-        out[drawing] = ref[kept[rng.integers(0, len(kept), n)]] if len(kept) else 255
-    return out
+    return ref[np.argsort(d_white, kind="stable")[int(round(paper_share * len(ref))):]]
 
 
-def ideal(sketch: np.ndarray, paper: np.ndarray, ref_colors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """uint8 ``[H, W, 3]``: lines black, ``paper [H, W]`` white, the other painted pixels drawn at
-    random from ``ref_colors [N, 3]`` (the reference's drawing; white where it has none)."""
+def paint_drawing(sketch: np.ndarray, paper: np.ndarray, colors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` at the sketch's size: lines black, ``paper [H, W]`` white, the other
+    painted pixels drawn at random from ``colors [N, 3]`` (white where there are none)."""
     paint = painted_mask(sketch)
     drawing = paint & ~paper
     out = np.zeros((*sketch.shape, 3), np.uint8)
     out[paper & paint] = 255
     n = int(drawing.sum())
     if n:
-        out[drawing] = ref_colors[rng.integers(0, len(ref_colors), n)] if len(ref_colors) else 255
+        out[drawing] = colors[rng.integers(0, len(colors), n)] if len(colors) else 255
     return out
 
 
@@ -103,8 +92,9 @@ def main() -> int:
         paper = paper_around_drawing(picture, sketch)
         shares.append((paper & paint).sum() / max(int(paint.sum()), 1))
         rows["floor"].append((white_paper_floor(ref, float(shares[-1]), seed=args.seed), float("nan")))
-        for name, out in (("histogram oracle", oracle(sketch, paper, ref, rng)),
-                          ("ideal colorizer", ideal(sketch, paper, ref[drawing_mask(ref, ref_sketch)], rng))):
+        for name, colors in (("histogram oracle", histogram_colors(ref, float(shares[-1]))),
+                             ("ideal colorizer", ref[drawing_mask(ref, ref_sketch)])):
+            out = paint_drawing(sketch, paper, colors, rng)
             rows[name].append((color_distance(out, ref, sketch, seed=args.seed),
                                drawing_color_distance(out, picture, sketch, ref, ref_sketch, seed=args.seed)))
     print(f"\n{len(chosen)} of {len(pictures)} {args.split} pictures, cross partners of seed {args.seed}, "

@@ -207,14 +207,9 @@ def estimate_memory(cfg: Config, training: bool) -> int:
     params = g * (6 if cfg.train.ema_decay > 0 else 5) + 5 * d + vgg_params
     per_sample = 2 * (acts + 3 * attention) + 3 * _discriminator_activations(m) + 2 * vgg_acts
     batch = FLOAT * cfg.train.batch_size * per_sample
-    if _build_dominates(cfg, batch):  # its temporaries are gone before the forward pass: the larger counts
-        batch = triplet_build_bytes(cfg)
+    if cfg.data.augment_on == "device":  # its temporaries are gone before the forward pass: the larger counts
+        batch = max(batch, triplet_build_bytes(cfg))
     return OVERHEAD + FLOAT * params + batch
-
-
-def _build_dominates(cfg: Config, batch_bytes: int) -> bool:
-    """Whether the batch-wise triplet build needs more than the step's ``batch_bytes`` of activations."""
-    return cfg.data.augment_on == "device" and triplet_build_bytes(cfg) > batch_bytes
 
 
 def _physical_memory() -> tuple[int | None, str]:
