@@ -27,8 +27,8 @@ from sketchcolor.cli import main
 from sketchcolor.config import Config, ModelConfig, config_from_dict, load_config, parse_amount
 from sketchcolor.errors import CheckpointError, ConfigError, ImageError
 from sketchcolor.models import Colorizer, PatchDiscriminator
-from sketchcolor.models.complexity import (count_params, discriminator_params, estimate_memory, generator_params,
-                                           memory_limit, triplet_build_bytes)
+from sketchcolor.models.complexity import (check_memory, count_params, discriminator_params, estimate_memory, generator_params,
+                                           memory_limit, picture_cache_limit, triplet_build_bytes, worker_bytes)
 from sketchcolor.models.serialization import load_artifact, save_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -436,6 +436,78 @@ def test_the_batch_wise_triplet_build_is_counted_where_it_is_the_larger(tmp_path
     line = _one_error([*args, "--set", "data.augment_on=device"], "the config needs about ")
     assert not (tmp_path / "run").exists()
     assert "data.tps_grid 32" in line and "lower data.tps_grid, train.batch_size or model.image_size, use data.augment_on workers" in line, line
+
+
+def test_dataloader_workers_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    default = ROOT / "configs" / "default.yaml"
+    big = ["model.image_size=256", "data.tps_grid=32"]
+    one = worker_bytes(load_config(default, big))
+    # a worker building one 256 px triplet at grid 32 peaked 1.45 GiB above its start (measured)
+    assert 1.0 * 1.45 * 2**30 < one < 1.3 * 1.45 * 2**30
+    assert worker_bytes(load_config(default, [*big, "data.augment_on=device"])) < one / 15  # they only draw
+    monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "8G")
+    cpu = torch.device("cpu")
+    alone = load_config(default, big)
+    assert check_memory(alone, True, cpu) == estimate_memory(alone, True)
+    workers = load_config(default, [*big, "data.num_workers=4"])
+    assert check_memory(load_config(default, [*big, "data.num_workers=1"]), True, cpu) == estimate_memory(alone, True) + one
+    with pytest.raises(ConfigError) as info:  # on a CPU the workers share the memory with the step
+        check_memory(workers, True, cpu)
+    line = str(info.value)
+    assert "and 4 DataLoader workers of about 1.6 GiB each (each builds triplets at data.tps_grid 32)" in line, line
+    assert "lower data.num_workers, data.tps_grid or model.image_size" in line and len(line) < 400, line
+    # on a GPU the step is checked against the GPU, the workers against the host, shared by the
+    # machine's processes
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # memory_limit reads no GPU here
+    assert check_memory(workers, True, torch.device("cuda")) == estimate_memory(workers, True)
+    with pytest.raises(ConfigError) as info:
+        check_memory(workers, True, torch.device("cuda"), processes=2)
+    line = str(info.value)
+    assert line.startswith("the config's 4 DataLoader workers of about 1.6 GiB each") and "host memory" in line, line
+    assert "over the limit of 4.0 GiB (SKETCHCOLOR_MAX_MEMORY, shared by 2 processes)" in line, line
+    # the training command refuses before anything is written
+    args = ["train", "--config", str(default), "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "run"),
+            *[x for s in [*big, "data.num_workers=4"] for x in ("--set", s)]]
+    _one_error(args, "4 DataLoader workers of about 1.6 GiB each")
+    assert not (tmp_path / "run").exists()
+
+
+def test_picture_caches_share_what_the_limit_leaves(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "8G")
+    default = ROOT / "configs" / "default.yaml"
+    cpu = torch.device("cpu")
+    alone = load_config(default)
+    left = 8 * 2**30 - estimate_memory(alone, True)
+    assert picture_cache_limit(alone, cpu) == int(left / 1.6)  # one cache, this process's
+    four = load_config(default, ["data.num_workers=4"])
+    assert picture_cache_limit(four, cpu) == int((left - 4 * worker_bytes(four)) / 4 / 1.6)  # one per worker
+    assert picture_cache_limit(alone, cpu, processes=2) == int((4 * 2**30 - estimate_memory(alone, True)) / 1.6)
+    # on a GPU the step's activations are not in the host's memory
+    assert picture_cache_limit(alone, torch.device("cuda")) > picture_cache_limit(alone, cpu)
+    monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "1G")
+    assert picture_cache_limit(load_config(default, ["data.num_workers=30"]), cpu) == 0  # nothing left: no cache
+
+
+def test_training_bounds_its_picture_cache(sample_photos: list[Path], monkeypatch: pytest.MonkeyPatch,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    from sketchcolor.config import DataConfig
+    from sketchcolor.data.datasets import ImageFolder
+    from sketchcolor.training.distributed import World
+    from sketchcolor.training.loop import bound_cache
+
+    cfg = load_config(ROOT / "configs" / "default.yaml", ["data.num_workers=2"])
+    images = ImageFolder(sample_photos[:3], 128, DataConfig())
+    monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "64G")
+    with caplog.at_level("WARNING"):
+        bound_cache(images, cfg, World())
+    assert images.cache_limit == picture_cache_limit(cfg, torch.device("cpu")) and not caplog.records
+    # a limit that leaves a little for the caches: bounded, and said
+    step = estimate_memory(cfg, True) + 2 * worker_bytes(cfg)
+    monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", str(step + int(2 * 1.6 * 128 * 128 * 4) + 8))
+    with caplog.at_level("WARNING"):
+        bound_cache(images, cfg, World())
+    assert 128 * 128 * 4 <= images.cache_limit < 128 * 128 * 4 + 16  # one picture (RGB + XDoG) a worker
+    assert "each of the 2 DataLoader workers keeps at most 64 KiB of decoded pictures, 33% of the 3 training" in caplog.text
 
 
 def test_invalid_training_value_fails_before_the_first_step(tmp_path: Path, tiny_recipe: Path, sample_photos: list[Path],

@@ -181,14 +181,17 @@ def _train(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from sketchcolor.config import load_config
-    from sketchcolor.models.complexity import check_memory, describe, estimate_memory
+    from sketchcolor.models.complexity import check_memory, describe, estimate_memory, workers_bytes
 
     cfg = load_config(args.config, args.set)
     need = check_memory(cfg, training=False, where=args.config, discriminator=True)  # describe() builds G and D and runs G once
     for line in describe(cfg.model):
         print(line)
+    workers = workers_bytes(cfg)
     print(f"memory (estimate) {need / 2**30:.2f} GiB to colorize, {estimate_memory(cfg, training=True) / 2**30:.2f} GiB "
-          f"to train at batch {cfg.train.batch_size}")
+          f"to train at batch {cfg.train.batch_size}"
+          + (f", and {workers / 2**30:.2f} GiB for its {cfg.data.num_workers} DataLoader workers (their picture caches "
+             "are sized to what is left)" if workers else ""))
     return 0
 
 

@@ -94,6 +94,27 @@ def test_image_folder_items(sample_photos):
     assert ds[1][0] is rgb  # cached
 
 
+def test_image_folder_cache_keeps_to_its_bound(tmp_path, sample_photos):
+    line = tmp_path / "line.png"
+    Image.fromarray(np.full((20, 30), 255, np.uint8)).save(line)
+    kinds = [{"line_art": line}, {}, {}, {}]
+    full = ImageFolder(sample_photos[:4], SIZE, DataConfig(), kinds)
+    items = [full[i] for i in range(4)]
+    # RGB + XDoG, and the line art where one is given: the bytes of every cached array
+    assert full.cache_bytes_needed() == SIZE * SIZE * (5 + 4 + 4 + 4) == full._cached_bytes
+    bounded = ImageFolder(sample_photos[:4], SIZE, DataConfig(), kinds)
+    bounded.cache_limit = SIZE * SIZE * (5 + 4)  # room for the first two pictures
+    for i, (rgb, sketches) in enumerate(items):
+        got, got_sketches = bounded[i]
+        np.testing.assert_array_equal(got, rgb)  # the same pictures, cached or decoded again
+        assert set(got_sketches) == set(sketches)
+    assert sorted(bounded._cache) == [0, 1] and bounded._cached_bytes == bounded.cache_limit
+    assert bounded[0][0] is bounded[0][0] and bounded[3][0] is not bounded[3][0]
+    off = ImageFolder(sample_photos[:2], SIZE, DataConfig(cache_images=False))
+    off[0]
+    assert not off._cache and off._cached_bytes == 0
+
+
 def test_aligned_line_art_is_offered_and_picked(tmp_path, sample_photos):
     from sketchcolor.data.datasets import pick_sketch
 

@@ -58,6 +58,13 @@ def describe(cfg: ModelConfig) -> list[str]:
 FLOAT = 4
 MEMORY_ENV = "SKETCHCOLOR_MAX_MEMORY"
 OVERHEAD = 128 << 20  # autograd, thread pools and allocator slack of a training process (measured ~60-100 MiB)
+# the pages a forked DataLoader worker writes besides its triplet and cache: 25 MiB private at its
+# start, 40-50 MiB with its first triplets at 128 px (measured)
+WORKER_OVERHEAD = 64 << 20
+# what a cached picture costs a worker against its arrays' bytes: 127 KiB of private memory an
+# entry for 89 KiB of arrays on average at 128 px (1.43x; 2 workers over 4,800 examples of
+# data/drawings: the allocator's fragmentation between the triplets' temporaries), with a margin
+CACHE_SLACK = 1.6
 
 
 def _conv(cin: int, cout: int, k: int, bias: bool) -> int:
@@ -169,25 +176,45 @@ def _vgg(cfg: Config) -> tuple[int, int]:
     return params, acts
 
 
-def triplet_build_bytes(cfg: Config) -> int:
-    """Bytes the batch-wise build of a batch of triplets holds at its peak (``data.augment_on:
-    device``, :func:`sketchcolor.data.device_triplets.build_triplets`), before the step's forward
-    pass: kornia's thin-plate spline keeps about six ``[points, K]`` float tensors an example
-    (``K = data.tps_grid ** 2`` control points; the points are the pixels, then the probe grid
-    where it differs, 16x the pixels at a feature stride of 2), the Lab recoloring and the warp
-    about 24 float pictures (72 planes), and the correspondence search on a GPU its pairs of probes
-    and window cells, in blocks of about :data:`~sketchcolor.data.tps.SEARCH_CHUNK_BYTES`. Peaks
-    measured on CPU (growth of the resident memory, batch 8): 9 MiB an example at 128 px and grid 4
-    (k-d tree; 12 with the "cells" search), 340 MiB at grid 32, 41 MiB at 256 px and grid 4
-    ("cells"), 1,358 MiB (1.33 GiB) at 256 px and grid 32 (batch 4); this counts 1.2-2.0x that."""
+def triplet_bytes(cfg: Config) -> int:
+    """Bytes building one triplet holds at its peak (a() and the TPS warp, on one example): kornia's
+    thin-plate spline keeps about six ``[points, K]`` float tensors (``K = data.tps_grid ** 2``
+    control points; the points are the pixels, then the probe grid where it differs, 16x the
+    pixels at a feature stride of 2), the Lab recoloring and the warp about 24 float pictures (72
+    planes)."""
     m, d = cfg.model, cfg.data
     pixels = m.image_size * m.image_size
     probes = (m.image_size // m.feature_stride * PROBE_DENSITY) ** 2
     # the two warps run one after the other: the larger point set is the peak
-    per_example = FLOAT * (6 * max(pixels, probes) * d.tps_grid ** 2 + 24 * 3 * pixels)
-    side = math.floor(2 * d.correspondence_tolerance) + 2
+    return FLOAT * (6 * max(pixels, probes) * d.tps_grid ** 2 + 24 * 3 * pixels)
+
+
+def triplet_build_bytes(cfg: Config) -> int:
+    """Bytes the batch-wise build of a batch of triplets holds at its peak (``data.augment_on:
+    device``, :func:`sketchcolor.data.device_triplets.build_triplets`), before the step's forward
+    pass: :func:`triplet_bytes` an example, and the correspondence search on a GPU its pairs of
+    probes and window cells, in blocks of about :data:`~sketchcolor.data.tps.SEARCH_CHUNK_BYTES`.
+    Peaks measured on CPU (growth of the resident memory, batch 8): 9 MiB an example at 128 px and
+    grid 4 (k-d tree; 12 with the "cells" search), 340 MiB at grid 32, 41 MiB at 256 px and grid 4
+    ("cells"), 1,358 MiB (1.33 GiB) at 256 px and grid 32 (batch 4); this counts 1.2-2.0x that."""
+    m = cfg.model
+    probes = (m.image_size // m.feature_stride * PROBE_DENSITY) ** 2
+    side = math.floor(2 * cfg.data.correspondence_tolerance) + 2
     search = min(cfg.train.batch_size * CELL_PAIR_BYTES * probes * side * side, SEARCH_CHUNK_BYTES)
-    return cfg.train.batch_size * per_example + search
+    return cfg.train.batch_size * triplet_bytes(cfg) + search
+
+
+def worker_bytes(cfg: Config) -> int:
+    """Bytes one DataLoader worker (``data.num_workers``) adds to the machine's memory, its picture
+    cache aside (:func:`picture_cache_limit`): the pages of the forked process it writes, and the
+    triplet it builds (:func:`triplet_bytes`; with ``data.augment_on: device`` only the draws and
+    the flat-color regions, counted as the 72 planes). Measured (2 workers, private memory and peak
+    resident growth of each, ``data.cache_images`` off): 40-50 MiB at the default 128 px, grid 4;
+    a peak of about 1.45 GiB at 256 px, grid 32 (1.58 GiB counted)."""
+    m = cfg.model
+    if cfg.data.augment_on == "device":
+        return WORKER_OVERHEAD + FLOAT * 24 * 3 * m.image_size * m.image_size
+    return WORKER_OVERHEAD + triplet_bytes(cfg)
 
 
 def estimate_memory(cfg: Config, training: bool) -> int:
@@ -251,20 +278,62 @@ def memory_limit(device: torch.device | None = None) -> tuple[int, str]:
     return int(0.8 * total), f"80% of {what}"
 
 
+def workers_bytes(cfg: Config) -> int:
+    """Bytes the config's ``data.num_workers`` DataLoader workers add (:func:`worker_bytes` each),
+    their picture caches aside (those are sized to what is left: :func:`picture_cache_limit`)."""
+    return cfg.data.num_workers * worker_bytes(cfg)
+
+
+def _workers_phrase(cfg: Config) -> str:
+    n, d = cfg.data.num_workers, cfg.data
+    built = f" (each builds triplets at data.tps_grid {d.tps_grid})" if d.augment_on == "workers" else ""
+    return f"{n} DataLoader worker{'s' if n > 1 else ''} of about {_gib(worker_bytes(cfg))} each{built}"
+
+
+def picture_cache_limit(cfg: Config, device: torch.device, processes: int = 1) -> int:
+    """Bytes of decoded pictures (the arrays' bytes; :data:`CACHE_SLACK` times that counted)
+    each process that caches them may keep (``data.cache_images``): each DataLoader worker, or the
+    training process itself without workers, holds its own cache, and a whole data set at 256 px
+    (about 360 KiB of arrays a picture) can outgrow the memory many times over. What the memory limit leaves
+    after ``processes`` training processes on this machine (``LOCAL_WORLD_SIZE``), each with its
+    step (on a CPU) and its workers, shared among the caches; 0 when nothing is left."""
+    host, _ = memory_limit(torch.device("cpu"))
+    step = estimate_memory(cfg, True) if device.type != "cuda" else OVERHEAD
+    free = host // max(1, processes) - step - workers_bytes(cfg)
+    return max(0, int(free / max(1, cfg.data.num_workers) / CACHE_SLACK))
+
+
 def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def check_memory(cfg: Config, training: bool, device: torch.device | None = None, where: str = "",
-                 discriminator: bool = False) -> int:
+                 discriminator: bool = False, processes: int = 1) -> int:
     """Refuse (ConfigError, one line) a config whose :func:`estimate_memory` is over
-    :func:`memory_limit`, before anything is allocated; returns the estimate. ``discriminator``:
+    :func:`memory_limit`, before anything is allocated; returns the estimate. Training counts its
+    DataLoader workers too (:func:`workers_bytes`): beside the step on a CPU, against the host's
+    memory on a GPU, where ``processes`` training processes (torchrun's on this machine) share it.
+    ``discriminator``:
     D's weights are built too, beside a colorizing G (``sketchcolor info``; training counts them
     already)."""
     need = estimate_memory(cfg, training)
     if discriminator and not training:
         need += FLOAT * discriminator_params(cfg.model)
     limit, why = memory_limit(device)
+    on_host = device is None or device.type != "cuda"
+    if training and on_host and processes > 1:
+        limit, why = limit // processes, f"{why}, shared by {processes} processes"
+    workers = workers_bytes(cfg) if training else 0
+    if workers and on_host:
+        need += workers  # the workers share the machine's memory with the step
+    elif workers:  # training on a GPU: the workers are checked against the host's memory
+        host, host_why = memory_limit(torch.device("cpu"))
+        if processes > 1:
+            host, host_why = host // processes, f"{host_why}, shared by {processes} processes"
+        if workers > host:
+            raise ConfigError(f"{where + ': ' if where else ''}the config's {_workers_phrase(cfg)} need about "
+                              f"{_gib(workers)} of host memory, over the limit of {_gib(host)} ({host_why}); lower "
+                              f"data.num_workers, data.tps_grid or model.image_size, or set {MEMORY_ENV}")
     if need > limit:
         m = cfg.model
         hw = (m.image_size // m.feature_stride) ** 2
@@ -284,7 +353,10 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
                     "model.disc_channels or model.image_size,"
             else:
                 lower = "model.image_size or model.disc_channels,"
-        if training and cfg.data.augment_on == "device" and \
+        if workers and need - workers <= limit:  # the step alone would fit: the workers are what is too big
+            what += f" and {_workers_phrase(cfg)}"
+            lower = "data.num_workers, data.tps_grid or model.image_size,"
+        elif training and cfg.data.augment_on == "device" and \
                 estimate_memory(replace(cfg, data=replace(cfg.data, augment_on="workers")), True) <= limit:
             # the batch-wise triplet build alone is what is too big (the same config with the
             # workers would fit): kornia's spline grows with tps_grid²

@@ -67,6 +67,11 @@ def _env_int(name: str, default: int) -> int:
         raise SketchColorError(f"environment variable {name}={raw[:20]!r} is not an integer") from None
 
 
+def local_processes() -> int:
+    """How many training processes share this machine (torchrun's ``LOCAL_WORLD_SIZE``; 1 alone)."""
+    return max(1, _env_int("LOCAL_WORLD_SIZE", 1))
+
+
 def join(device_name: str) -> World:
     """The process group torchrun asked for (or the one already set up), else one process.
 

@@ -35,7 +35,7 @@ from sketchcolor.data.io import save_image
 from sketchcolor.data.sources.manifest import manifest_hash
 from sketchcolor.errors import CheckpointError, SketchColorError
 from sketchcolor.models import Colorizer, PatchDiscriminator
-from sketchcolor.models.complexity import check_memory
+from sketchcolor.models.complexity import check_memory, picture_cache_limit
 from sketchcolor.models.hed_weights import load_vgg16_hed
 from sketchcolor.models.serialization import WEIGHTS_NAME, load_weights, read_config, save_artifact
 from sketchcolor.models.vgg import load_vgg19, resolve_vgg_path
@@ -116,6 +116,26 @@ def _loader(images: ImageFolder, grid: tuple[int, int], cfg: Config, world: Worl
     return DataLoader(stream, batch_size=distributed.local_batch(world, tc.batch_size), shuffle=False,
                       sampler=distributed.shard_sampler(world, stream), num_workers=cfg.data.num_workers,
                       pin_memory=device.type == "cuda")
+
+
+def bound_cache(images: ImageFolder, cfg: Config, world: World) -> None:
+    """Bound each cache of decoded pictures (one per DataLoader worker, or this process's) to what
+    the memory limit leaves (:func:`~sketchcolor.models.complexity.picture_cache_limit`), and say so
+    when the data set is larger: a whole set at 256 px held by every worker could outgrow the
+    memory hours into a run."""
+    local = replace(cfg, train=replace(cfg.train, batch_size=distributed.local_batch(world, cfg.train.batch_size)))
+    limit = picture_cache_limit(local, world.device, distributed.local_processes())
+    full = images.cache_bytes_needed()
+    images.cache_limit = limit
+    if full > limit and world.main:
+        holders = f"each of the {cfg.data.num_workers} DataLoader workers" if cfg.data.num_workers else "this process"
+        log.warning("data.cache_images: %s keeps at most %s of decoded pictures, %d%% of the %d training pictures' %s; "
+                    "the others are decoded again each time they come up (lower data.num_workers to keep more)",
+                    holders, _size(limit), 100 * limit // full, len(images), _size(full))
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n >> 10} KiB"
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool = False) -> dict[str, torch.Tensor]:
@@ -577,7 +597,8 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
             try:
                 # each process holds its share of the batch
                 local = replace(cfg.train, batch_size=distributed.local_batch(world, cfg.train.batch_size))
-                check_memory(replace(cfg, train=local), training=True, device=world.device)
+                check_memory(replace(cfg, train=local), training=True, device=world.device,
+                             processes=distributed.local_processes())
                 resume = resume or resume_step is not None
                 check_run_folder(out_dir, cfg, resume)
                 if world.main:
@@ -607,6 +628,8 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
         if vgg is not None:
             vgg = vgg.to(device, memory_format=torch.channels_last if tc.channels_last else torch.contiguous_format)
         images = open_images(data_dir, cfg.model.image_size, cfg.data, "train", tc.val_fraction)
+        if cfg.data.cache_images:
+            bound_cache(images, cfg, world)
         precision = choose_precision(tc.mixed_precision, device)
         models = build_models(cfg, device)
         existing = list_checkpoints(out_dir / "checkpoints")
