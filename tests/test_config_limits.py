@@ -508,6 +508,13 @@ def test_training_bounds_its_picture_cache(sample_photos: list[Path], monkeypatc
         bound_cache(images, cfg, World())
     assert 128 * 128 * 4 <= images.cache_limit < 128 * 128 * 4 + 16  # one picture (RGB + XDoG) a worker
     assert "each of the 2 DataLoader workers keeps at most 64 KiB of decoded pictures, 33% of the 3 training" in caplog.text
+    assert "(fewer data.num_workers keep more)" in caplog.text
+    caplog.clear()
+    alone = load_config(ROOT / "configs" / "default.yaml")  # without workers, this process holds the one cache
+    monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", str(estimate_memory(alone, True) + int(1.6 * 128 * 128 * 4) + 8))
+    with caplog.at_level("WARNING"):
+        bound_cache(images, alone, World())
+    assert "this process keeps at most 64 KiB" in caplog.text and "(SKETCHCOLOR_MAX_MEMORY sets the limit)" in caplog.text
 
 
 def test_invalid_training_value_fails_before_the_first_step(tmp_path: Path, tiny_recipe: Path, sample_photos: list[Path],

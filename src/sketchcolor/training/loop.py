@@ -35,7 +35,7 @@ from sketchcolor.data.io import save_image
 from sketchcolor.data.sources.manifest import manifest_hash
 from sketchcolor.errors import CheckpointError, SketchColorError
 from sketchcolor.models import Colorizer, PatchDiscriminator
-from sketchcolor.models.complexity import check_memory, picture_cache_limit
+from sketchcolor.models.complexity import MEMORY_ENV, check_memory, picture_cache_limit
 from sketchcolor.models.hed_weights import load_vgg16_hed
 from sketchcolor.models.serialization import WEIGHTS_NAME, load_weights, read_config, save_artifact
 from sketchcolor.models.vgg import load_vgg19, resolve_vgg_path
@@ -128,10 +128,12 @@ def bound_cache(images: ImageFolder, cfg: Config, world: World) -> None:
     full = images.cache_bytes_needed()
     images.cache_limit = limit
     if full > limit and world.main:
-        holders = f"each of the {cfg.data.num_workers} DataLoader workers" if cfg.data.num_workers else "this process"
+        workers = cfg.data.num_workers
+        holders = f"each of the {workers} DataLoader workers" if workers else "this process"
+        more = "fewer data.num_workers keep more" if workers > 1 else f"{MEMORY_ENV} sets the limit"
         log.warning("data.cache_images: %s keeps at most %s of decoded pictures, %d%% of the %d training pictures' %s; "
-                    "the others are decoded again each time they come up (lower data.num_workers to keep more)",
-                    holders, _size(limit), 100 * limit // full, len(images), _size(full))
+                    "the others are decoded again each time they come up (%s)",
+                    holders, _size(limit), 100 * limit // full, len(images), _size(full), more)
 
 
 def _size(n: int) -> str:
