@@ -27,8 +27,9 @@ from sketchcolor.cli import main
 from sketchcolor.config import Config, ModelConfig, config_from_dict, load_config, parse_amount
 from sketchcolor.errors import CheckpointError, ConfigError, ImageError
 from sketchcolor.models import Colorizer, PatchDiscriminator
-from sketchcolor.models.complexity import (check_memory, count_params, discriminator_params, estimate_memory, generator_params,
-                                           memory_limit, picture_cache_limit, triplet_build_bytes, worker_bytes)
+from sketchcolor.models.complexity import (check_memory, count_params, discriminator_params, estimate_memory,
+                                           generator_params, memory_limit, picture_cache_limit, triplet_build_bytes,
+                                           worker_bytes)
 from sketchcolor.models.serialization import load_artifact, save_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -454,7 +455,7 @@ def test_dataloader_workers_are_counted(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(ConfigError) as info:  # on a CPU the workers share the memory with the step
         check_memory(workers, True, cpu)
     line = str(info.value)
-    assert "and 4 DataLoader workers of about 1.6 GiB each (each builds triplets at data.tps_grid 32)" in line, line
+    assert "and 4 DataLoader workers of about 1.6 GiB each (building triplets at data.tps_grid 32)" in line, line
     assert "lower data.num_workers, data.tps_grid or model.image_size" in line and len(line) < 400, line
     # on a GPU the step is checked against the GPU, the workers against the host, shared by the
     # machine's processes
@@ -463,8 +464,25 @@ def test_dataloader_workers_are_counted(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(ConfigError) as info:
         check_memory(workers, True, torch.device("cuda"), processes=2)
     line = str(info.value)
-    assert line.startswith("the config's 4 DataLoader workers of about 1.6 GiB each") and "host memory" in line, line
+    assert line.startswith("the config's 4 DataLoader workers of about 1.6 GiB each (building triplets at data.tps_grid 32) "
+                           "and the training process need about 6.4 GiB of host memory"), line
     assert "over the limit of 4.0 GiB (SKETCHCOLOR_MAX_MEMORY, shared by 2 processes)" in line, line
+    # where the step alone is too big, the workers are named beside it
+    with pytest.raises(ConfigError) as info:
+        check_memory(load_config(default, ["model.image_size=256", "train.batch_size=64", "data.num_workers=4"]), True, cpu)
+    assert "and 4 DataLoader workers of about" in str(info.value), info.value
+    assert "lower model.image_size, train.batch_size or data.num_workers, or set" in str(info.value), info.value
+    # building on the device, the workers only draw: their spline grid is not theirs to lower
+    with pytest.raises(ConfigError) as info:
+        check_memory(load_config(default, ["model.image_size=512", "data.augment_on=device", "data.num_workers=40",
+                                           "train.batch_size=1"]), True, cpu)
+    assert "lower data.num_workers or model.image_size, or set" in str(info.value), info.value
+    # the device's build too big, and the workers would not fit either: augment_on workers is no way out
+    with pytest.raises(ConfigError) as info:
+        check_memory(load_config(default, [*big, "data.augment_on=device", "data.num_workers=4"]), True, cpu)
+    line = str(info.value)
+    assert "building its triplets at once with data.tps_grid 32" in line and "augment_on workers" not in line, line
+    assert "lower data.tps_grid, train.batch_size, model.image_size or data.num_workers, or set" in line, line
     # the training command refuses before anything is written
     args = ["train", "--config", str(default), "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "run"),
             *[x for s in [*big, "data.num_workers=4"] for x in ("--set", s)]]
@@ -495,6 +513,7 @@ def test_training_bounds_its_picture_cache(sample_photos: list[Path], monkeypatc
     from sketchcolor.training.distributed import World
     from sketchcolor.training.loop import bound_cache
 
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)  # one training process on this machine
     cfg = load_config(ROOT / "configs" / "default.yaml", ["data.num_workers=2"])
     images = ImageFolder(sample_photos[:3], 128, DataConfig())
     monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "64G")

@@ -64,6 +64,28 @@ def test_run_folder_with_checkpoints_needs_resume(tmp_path: Path, sample_photos:
         fit(cfg, sample_photos[0].parent, tmp_path / "r", progress=False)
 
 
+def test_training_bounds_its_caches_and_shares_the_limit(tmp_path: Path, sample_photos: list[Path], small_config,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    from sketchcolor.errors import ConfigError
+    from sketchcolor.models.complexity import estimate_memory
+
+    cfg = small_config(*TRAIN, "train.steps=1")
+    side = cfg.model.image_size
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    # room for the step and one decoded picture (RGB + XDoG) in this process's cache
+    limit = estimate_memory(cfg, True) + int(1.6 * side * side * 4) + 8
+    monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", str(limit))
+    with caplog.at_level("WARNING", logger="sketchcolor.training.loop"):
+        fit(cfg, sample_photos[0].parent, tmp_path / "r", progress=False)
+    assert "data.cache_images: this process keeps at most" in caplog.text
+    # torchrun's processes on one machine share it: two of them at that limit do not fit
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"shared by 2 processes"):
+        fit(cfg, sample_photos[0].parent, tmp_path / "r2", progress=False)
+    assert not (tmp_path / "r2").exists()
+
+
 def test_real_tiny_training_lowers_heldout_l1(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
     """Train on real photos; L1 on triplets of photos the run never saw must fall."""
     held_out = [p for p in sample_photos if p.stem in ("chelsea", "coffee")]

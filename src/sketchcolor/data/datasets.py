@@ -95,10 +95,11 @@ class ImageFolder(Dataset):
                 self.bad_files[str(self.files[j])] = str(e)
                 log.warning("skipping %s", e)
                 continue
-            size = item[0].nbytes + sum(a.nbytes for a in item[1].values())
-            if self.cfg.cache_images and (self.cache_limit is None or self._cached_bytes + size <= self.cache_limit):
-                self._cache[j] = item
-                self._cached_bytes += size
+            if self.cfg.cache_images:
+                size = item[0].nbytes + sum(a.nbytes for a in item[1].values())
+                if self.cache_limit is None or self._cached_bytes + size <= self.cache_limit:
+                    self._cache[j] = item
+                    self._cached_bytes += size
             return item
         raise SketchColorError("no readable training images: " + "; ".join(list(self.bad_files.values())[:3]))
 

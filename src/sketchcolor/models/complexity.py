@@ -286,25 +286,34 @@ def workers_bytes(cfg: Config) -> int:
 
 def _workers_phrase(cfg: Config) -> str:
     n, d = cfg.data.num_workers, cfg.data
-    built = f" (each builds triplets at data.tps_grid {d.tps_grid})" if d.augment_on == "workers" else ""
-    return f"{n} DataLoader worker{'s' if n > 1 else ''} of about {_gib(worker_bytes(cfg))} each{built}"
+    built = f" (building triplets at data.tps_grid {d.tps_grid})" if d.augment_on == "workers" else ""
+    return f"{n} DataLoader worker{'s' if n > 1 else ''} of about {format_bytes(worker_bytes(cfg))}{' each' if n > 1 else ''}{built}"
+
+
+def _workers_lower(cfg: Config) -> str:
+    """What shrinks the workers: their triplet's spline grid only where they build triplets."""
+    return "data.num_workers, data.tps_grid or model.image_size," if cfg.data.augment_on == "workers" else \
+        "data.num_workers or model.image_size,"
 
 
 def picture_cache_limit(cfg: Config, device: torch.device, processes: int = 1) -> int:
-    """Bytes of decoded pictures (the arrays' bytes; :data:`CACHE_SLACK` times that counted)
-    each process that caches them may keep (``data.cache_images``): each DataLoader worker, or the
+    """Bytes of decoded pictures (the arrays' bytes; :data:`CACHE_SLACK` times that counted) each
+    process that caches them may keep (``data.cache_images``): each DataLoader worker, or the
     training process itself without workers, holds its own cache, and a whole data set at 256 px
-    (about 360 KiB of arrays a picture) can outgrow the memory many times over. What the memory limit leaves
-    after ``processes`` training processes on this machine (``LOCAL_WORLD_SIZE``), each with its
-    step (on a CPU) and its workers, shared among the caches; 0 when nothing is left."""
+    (about 360 KiB of arrays a picture) can outgrow the memory many times over. What the host's
+    memory limit leaves after ``processes`` training processes on this machine
+    (``LOCAL_WORLD_SIZE``), each with its step (on a GPU only :data:`OVERHEAD`; the CUDA
+    runtime's own host memory is not counted, unmeasured) and its workers, shared among the
+    caches; 0 when nothing is left."""
     host, _ = memory_limit(torch.device("cpu"))
     step = estimate_memory(cfg, True) if device.type != "cuda" else OVERHEAD
     free = host // max(1, processes) - step - workers_bytes(cfg)
     return max(0, int(free / max(1, cfg.data.num_workers) / CACHE_SLACK))
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+def format_bytes(n: int) -> str:
+    """``n`` bytes for a message: GiB from 1 GiB, MiB from 1 MiB, else KiB."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n >> 10} KiB"
 
 
 def check_memory(cfg: Config, training: bool, device: torch.device | None = None, where: str = "",
@@ -324,16 +333,16 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
     if training and on_host and processes > 1:
         limit, why = limit // processes, f"{why}, shared by {processes} processes"
     workers = workers_bytes(cfg) if training else 0
-    if workers and on_host:
-        need += workers  # the workers share the machine's memory with the step
-    elif workers:  # training on a GPU: the workers are checked against the host's memory
+    counted = workers if on_host else 0  # the workers share a CPU's memory with the step
+    need += counted
+    if workers and not on_host:  # training on a GPU: the workers (and this process) are checked against the host's memory
         host, host_why = memory_limit(torch.device("cpu"))
         if processes > 1:
             host, host_why = host // processes, f"{host_why}, shared by {processes} processes"
-        if workers > host:
-            raise ConfigError(f"{where + ': ' if where else ''}the config's {_workers_phrase(cfg)} need about "
-                              f"{_gib(workers)} of host memory, over the limit of {_gib(host)} ({host_why}); lower "
-                              f"data.num_workers, data.tps_grid or model.image_size, or set {MEMORY_ENV}")
+        if workers + OVERHEAD > host:
+            raise ConfigError(f"{where + ': ' if where else ''}the config's {_workers_phrase(cfg)} and the training "
+                              f"process need about {format_bytes(workers + OVERHEAD)} of host memory, over the limit of "
+                              f"{format_bytes(host)} ({host_why}); lower {_workers_lower(cfg)} or set {MEMORY_ENV}")
     if need > limit:
         m = cfg.model
         hw = (m.image_size // m.feature_stride) ** 2
@@ -353,16 +362,21 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
                     "model.disc_channels or model.image_size,"
             else:
                 lower = "model.image_size or model.disc_channels,"
-        if workers and need - workers <= limit:  # the step alone would fit: the workers are what is too big
+        with_workers = replace(cfg, data=replace(cfg.data, augment_on="workers"))
+        if counted:
             what += f" and {_workers_phrase(cfg)}"
-            lower = "data.num_workers, data.tps_grid or model.image_size,"
-        elif training and cfg.data.augment_on == "device" and \
-                estimate_memory(replace(cfg, data=replace(cfg.data, augment_on="workers")), True) <= limit:
-            # the batch-wise triplet build alone is what is too big (the same config with the
-            # workers would fit): kornia's spline grows with tps_grid²
+            lower = lower.rstrip(",").replace(" or ", ", ") + " or data.num_workers,"
+        if counted and need - counted <= limit:  # the step alone would fit: the workers are what is too big
+            lower = _workers_lower(cfg)
+        elif training and cfg.data.augment_on == "device" and estimate_memory(cfg, True) > estimate_memory(with_workers, True):
+            # the batch-wise triplet build is the larger part: kornia's spline grows with tps_grid²
             what += f", building its triplets at once with data.tps_grid {cfg.data.tps_grid}"
-            lower = "data.tps_grid, train.batch_size or model.image_size, use data.augment_on workers,"
-        raise ConfigError(f"{where + ': ' if where else ''}the config needs about {_gib(need)} {what} "
+            if estimate_memory(with_workers, True) + (workers_bytes(with_workers) if on_host else 0) <= limit:
+                lower = "data.tps_grid, train.batch_size or model.image_size, use data.augment_on workers,"
+            else:  # the workers would not fit either (they too build a triplet each)
+                lower = "data.tps_grid, train.batch_size, model.image_size or data.num_workers," if counted else \
+                    "data.tps_grid, train.batch_size or model.image_size,"
+        raise ConfigError(f"{where + ': ' if where else ''}the config needs about {format_bytes(need)} {what} "
                           f"(G {generator_params(m) / 1e6:.1f} M{d_part} parameters, attention over {hw:,} x {hw:,} "
-                          f"cells), over the limit of {_gib(limit)} ({why}); lower {lower} or set {MEMORY_ENV}")
+                          f"cells), over the limit of {format_bytes(limit)} ({why}); lower {lower} or set {MEMORY_ENV}")
     return need

@@ -35,7 +35,7 @@ from sketchcolor.data.io import save_image
 from sketchcolor.data.sources.manifest import manifest_hash
 from sketchcolor.errors import CheckpointError, SketchColorError
 from sketchcolor.models import Colorizer, PatchDiscriminator
-from sketchcolor.models.complexity import MEMORY_ENV, check_memory, picture_cache_limit
+from sketchcolor.models.complexity import MEMORY_ENV, check_memory, format_bytes, picture_cache_limit
 from sketchcolor.models.hed_weights import load_vgg16_hed
 from sketchcolor.models.serialization import WEIGHTS_NAME, load_weights, read_config, save_artifact
 from sketchcolor.models.vgg import load_vgg19, resolve_vgg_path
@@ -133,11 +133,7 @@ def bound_cache(images: ImageFolder, cfg: Config, world: World) -> None:
         more = "fewer data.num_workers keep more" if workers > 1 else f"{MEMORY_ENV} sets the limit"
         log.warning("data.cache_images: %s keeps at most %s of decoded pictures, %d%% of the %d training pictures' %s; "
                     "the others are decoded again each time they come up (%s)",
-                    holders, _size(limit), 100 * limit // full, len(images), _size(full), more)
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n >> 10} KiB"
+                    holders, format_bytes(limit), 100 * limit // full, len(images), format_bytes(full), more)
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool = False) -> dict[str, torch.Tensor]:
