@@ -287,7 +287,8 @@ def workers_bytes(cfg: Config) -> int:
 def _workers_phrase(cfg: Config) -> str:
     n, d = cfg.data.num_workers, cfg.data
     built = f" (building triplets at data.tps_grid {d.tps_grid})" if d.augment_on == "workers" else ""
-    return f"{n} DataLoader worker{'s' if n > 1 else ''} of about {format_bytes(worker_bytes(cfg))}{' each' if n > 1 else ''}{built}"
+    each = " each" if n > 1 else ""
+    return f"{n} DataLoader worker{'s' if n > 1 else ''} of about {format_bytes(worker_bytes(cfg))}{each}{built}"
 
 
 def _workers_lower(cfg: Config) -> str:
@@ -335,7 +336,7 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
     workers = workers_bytes(cfg) if training else 0
     counted = workers if on_host else 0  # the workers share a CPU's memory with the step
     need += counted
-    if workers and not on_host:  # training on a GPU: the workers (and this process) are checked against the host's memory
+    if workers and not on_host:  # training on a GPU: the workers and this process against the host's memory
         host, host_why = memory_limit(torch.device("cpu"))
         if processes > 1:
             host, host_why = host // processes, f"{host_why}, shared by {processes} processes"
@@ -355,9 +356,9 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
         # D's weights (with their gradients and Adam's moments when training) can be what is too
         # big: then D is named, and model.disc_channels first
         d_weights = FLOAT * discriminator_params(m) * (5 if training else 1)
-        if with_d or (training and 2 * d_weights > need):
+        if with_d or (training and 2 * d_weights > need - counted):
             d_part = f" and D {discriminator_params(m) / 1e6:,.2f} M"
-            if 2 * d_weights > need:
+            if 2 * d_weights > need - counted:
                 lower = "model.disc_channels, model.image_size or train.batch_size," if training else \
                     "model.disc_channels or model.image_size,"
             else:
@@ -368,7 +369,8 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
             lower = lower.rstrip(",").replace(" or ", ", ") + " or data.num_workers,"
         if counted and need - counted <= limit:  # the step alone would fit: the workers are what is too big
             lower = _workers_lower(cfg)
-        elif training and cfg.data.augment_on == "device" and estimate_memory(cfg, True) > estimate_memory(with_workers, True):
+        elif (training and cfg.data.augment_on == "device"
+              and estimate_memory(cfg, True) > estimate_memory(with_workers, True)):
             # the batch-wise triplet build is the larger part: kornia's spline grows with tps_grid²
             what += f", building its triplets at once with data.tps_grid {cfg.data.tps_grid}"
             if estimate_memory(with_workers, True) + (workers_bytes(with_workers) if on_host else 0) <= limit:
