@@ -148,7 +148,7 @@ class Colorizer(nn.Module):
         Several references make one attention over all their cells (keys, values and the color
         path's cell colors concatenated along the cell axis)."""
         refs = [reference] if isinstance(reference, torch.Tensor) else list(reference)
-        assert refs, "encode_reference needs at least one reference"
+        assert len(refs) > 0, "encode_reference needs at least one reference"
         for r in refs:
             assert r.dim() == 4 and r.shape[1] == 3 and r.shape[0] == refs[0].shape[0], (
                 f"references must be [B, 3, H, W] with one B, got {[tuple(x.shape) for x in refs]}")
