@@ -201,10 +201,9 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     on_device = cfg.data.augment_on == "device"
     batch = recipe_batch(cfg, args.batch, device) if on_device else random_batch(cfg, args.batch, device)
     skipped = [0]
-    plain_pair: DiscriminatorPair | None = None
-    eager = False
 
-    def step() -> None:
+    def step(g: torch.nn.Module = models.g_step, d: torch.nn.Module = models.d_frozen,
+             pair: torch.nn.Module = models.d_pair) -> None:
         if on_device:  # the triplets built in the step, as `sketchcolor train` does with data.augment_on=device
             from sketchcolor.data.device_triplets import build_triplets
             from sketchcolor.training.loop import _to
@@ -213,10 +212,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
             built = _to(build_triplets(batch, cfg.data, (side, side)), device, tc.channels_last)
         else:
             built = batch
-        modules = (models.generator, models.discriminator, plain_pair) if eager else \
-            (models.g_step, models.d_frozen, models.d_pair)
-        m = train_step(modules[0], modules[1], models.opt_g, models.opt_d, built, cfg.loss, vgg,
-                       torch.Generator().manual_seed(0), tc.grad_clip, d_pair=modules[2], options=options)
+        m = train_step(g, d, models.opt_g, models.opt_d, built, cfg.loss, vgg,
+                       torch.Generator().manual_seed(0), tc.grad_clip, d_pair=pair, options=options)
         skipped[0] += int(m.get("skipped", 0))
 
     models.generator.train()
@@ -225,10 +222,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     # FLOPs counted on the same step run by the plain modules: a compiled module called under
     # FlopCounterMode (its global module hooks) runs eagerly from then on, and the timed steps
     # would not be the compiled ones (measured: every leaky_relu back in the profile)
-    plain_pair, eager = DiscriminatorPair(models.discriminator), True
     with FlopCounterMode(display=False) as fc:
-        step()
-    eager = False
+        step(models.generator, models.discriminator, DiscriminatorPair(models.discriminator))
     flops = int(fc.get_total_flops())
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -297,6 +297,15 @@ def _workers_lower(cfg: Config) -> str:
         "data.num_workers or model.image_size,"
 
 
+def host_share(processes: int) -> tuple[int, str]:
+    """(bytes, how it was chosen): this process's share of the host's :func:`memory_limit` when
+    ``processes`` training processes (torchrun's on this machine) share it."""
+    limit, why = memory_limit(torch.device("cpu"))
+    if processes > 1:
+        return limit // processes, f"{why}, shared by {processes} processes"
+    return limit, why
+
+
 def picture_cache_limit(cfg: Config, device: torch.device, processes: int = 1) -> int:
     """Bytes of decoded pictures (the arrays' bytes; :data:`CACHE_SLACK` times that counted) each
     process that caches them may keep (``data.cache_images``): each DataLoader worker, or the
@@ -306,9 +315,9 @@ def picture_cache_limit(cfg: Config, device: torch.device, processes: int = 1) -
     (``LOCAL_WORLD_SIZE``), each with its step (on a GPU only :data:`OVERHEAD`; the CUDA
     runtime's own host memory is not counted, unmeasured) and its workers, shared among the
     caches; 0 when nothing is left."""
-    host, _ = memory_limit(torch.device("cpu"))
+    host, _ = host_share(processes)
     step = estimate_memory(cfg, True) if device.type != "cuda" else OVERHEAD
-    free = host // max(1, processes) - step - workers_bytes(cfg)
+    free = host - step - workers_bytes(cfg)
     return max(0, int(free / max(1, cfg.data.num_workers) / CACHE_SLACK))
 
 
@@ -329,17 +338,13 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
     need = estimate_memory(cfg, training)
     if discriminator and not training:
         need += FLOAT * discriminator_params(cfg.model)
-    limit, why = memory_limit(device)
     on_host = device is None or device.type != "cuda"
-    if training and on_host and processes > 1:
-        limit, why = limit // processes, f"{why}, shared by {processes} processes"
+    limit, why = host_share(processes) if training and on_host else memory_limit(device)
     workers = workers_bytes(cfg) if training else 0
     counted = workers if on_host else 0  # the workers share a CPU's memory with the step
     need += counted
     if workers and not on_host:  # training on a GPU: the workers and this process against the host's memory
-        host, host_why = memory_limit(torch.device("cpu"))
-        if processes > 1:
-            host, host_why = host // processes, f"{host_why}, shared by {processes} processes"
+        host, host_why = host_share(processes)
         if workers + OVERHEAD > host:
             raise ConfigError(f"{where + ': ' if where else ''}the config's {_workers_phrase(cfg)} and the training "
                               f"process need about {format_bytes(workers + OVERHEAD)} of host memory, over the limit of "

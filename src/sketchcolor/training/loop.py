@@ -118,13 +118,17 @@ def _loader(images: ImageFolder, grid: tuple[int, int], cfg: Config, world: Worl
                       pin_memory=device.type == "cuda")
 
 
+def local_config(cfg: Config, world: World) -> Config:
+    """``cfg`` with this process's share of the batch (what it holds in memory)."""
+    return replace(cfg, train=replace(cfg.train, batch_size=distributed.local_batch(world, cfg.train.batch_size)))
+
+
 def bound_cache(images: ImageFolder, cfg: Config, world: World) -> None:
     """Bound each cache of decoded pictures (one per DataLoader worker, or this process's) to what
     the memory limit leaves (:func:`~sketchcolor.models.complexity.picture_cache_limit`), and say so
     when the data set is larger: a whole set at 256 px held by every worker could outgrow the
     memory hours into a run."""
-    local = replace(cfg, train=replace(cfg.train, batch_size=distributed.local_batch(world, cfg.train.batch_size)))
-    limit = picture_cache_limit(local, world.device, distributed.local_processes())
+    limit = picture_cache_limit(local_config(cfg, world), world.device, distributed.local_processes())
     full = images.cache_bytes_needed()
     images.cache_limit = limit
     if full > limit and world.main:
@@ -594,8 +598,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
             error: BaseException | None = None
             try:
                 # each process holds its share of the batch
-                local = replace(cfg.train, batch_size=distributed.local_batch(world, cfg.train.batch_size))
-                check_memory(replace(cfg, train=local), training=True, device=world.device,
+                check_memory(local_config(cfg, world), training=True, device=world.device,
                              processes=distributed.local_processes())
                 resume = resume or resume_step is not None
                 check_run_folder(out_dir, cfg, resume)
