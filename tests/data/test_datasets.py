@@ -141,8 +141,24 @@ def test_image_folder_skips_corrupt_file(tmp_path, sample_photos):
     assert "0_corrupt.png" in ds.bad_files[str(bad)]
     expected, _ = ds[1]
     np.testing.assert_array_equal(rgb, expected)
-    assert len(ds.bad_files) == 1
+    assert len(ds.bad_files) == 1 and ds.unreadable_files() == [str(bad)]
     assert Path(good[0]).name == files[1].name
+
+
+def test_files_found_unreadable_in_dataloader_workers_are_counted(tmp_path, sample_photos):
+    """The workers decode in their own copies of the ImageFolder: what they find unreadable must
+    still reach the run's count (summary.json's bad_files), and no other worker tries it again."""
+    from torch.utils.data import DataLoader
+
+    for p in sample_photos[:3]:
+        shutil.copy(p, tmp_path / p.name)
+    bad = tmp_path / "0_corrupt.png"
+    bad.write_bytes(b"\x89PNG garbage garbage garbage")
+    ds = ImageFolder(list_images(tmp_path, DataConfig().extensions), SIZE, DataConfig())
+    stream = TripletStream(ds, (4, 4), seed=0, length=8, around=False)
+    assert len(list(DataLoader(stream, batch_size=4, num_workers=2))) == 2
+    assert ds.bad_files == {}  # this process decoded nothing itself
+    assert ds.unreadable_files() == [str(bad)]
 
 
 def test_image_folder_all_bad_raises(tmp_path):

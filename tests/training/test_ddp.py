@@ -58,9 +58,14 @@ def runs(request: pytest.FixtureRequest, sample_photos: list[Path],
     """The same 3 steps in 2 processes (torchrun) and in 1 process (on 1 thread, as each of the 2);
     with the paper's D, and with D's R1 penalty on, whose gradient of a gradient must pass DDP's
     one forward / one backward as well; and with the triplets built in each process's step
-    (data.augment_on=device), from its own share of the draws."""
+    (data.augment_on=device), from its own share of the draws. The data holds one unreadable
+    file, which the 3 global batches of 4 (one pass over the 12 files) reach in one process."""
     root = tmp_path_factory.mktemp("ddp")
-    data = sample_photos[0].parent
+    data = root / "data"
+    data.mkdir()
+    for p in sample_photos:
+        shutil.copy(p, data / p.name)
+    (data / "0_unreadable.png").write_bytes(b"\x89PNG not a picture")
     extra = {"paper_d": [], "r1": ["loss.r1_gamma=1.0"], "device_triplets": ["data.augment_on=device"]}
     settings = [*SETTINGS, *extra[request.param]]
     _torchrun(data, root / "two", 2, *settings)
@@ -99,6 +104,8 @@ def test_both_ranks_end_with_the_same_weights_and_the_artifact_says_how_it_was_t
     summary = json.loads((runs["two"] / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["rank_divergence"] == 0.0  # fingerprints of G and D on both ranks
     meta = json.loads((runs["two"] / "model" / "config.json").read_text())["meta"]
+    # the unreadable file is counted whichever process met it
+    assert meta["bad_files"] == json.loads((runs["one"] / "model" / "config.json").read_text())["meta"]["bad_files"] == 1
     assert meta["world_size"] == 2 and len(meta["devices"]) == 2 and meta["nodes"] == 1
     assert [h["world_size"] for h in meta["history"]] == [2]
     # rank 0 alone wrote: one log file, one set of checkpoints
@@ -151,3 +158,54 @@ def test_the_ranks_batches_make_up_the_global_batch(tiny_model_cfg) -> None:
     parts = [triplet_loss(query[rows], key[rows], corr[rows], 1.0, torch.Generator().manual_seed(5), 2,
                           BatchShard(rows, 8, valid)) for rows in (torch.arange(0, 8, 2), torch.arange(1, 8, 2))]
     assert torch.allclose((parts[0] + parts[1]) / 2, whole, rtol=1e-6)
+
+    # a shard without any valid cell draws the same negatives as the others, so the generators
+    # stay in step for the step's later draws; its share is 0 and the shares still average right
+    corr[0::2] = -1
+    valid = int((corr >= 0).sum())
+    gens = [torch.Generator().manual_seed(5) for _ in range(3)]
+    whole = triplet_loss(query, key, corr, 1.0, gens[2], 2)
+    parts = [triplet_loss(query[rows], key[rows], corr[rows], 1.0, gen, 2, BatchShard(rows, 8, valid))
+             for rows, gen in zip((torch.arange(0, 8, 2), torch.arange(1, 8, 2)), gens)]
+    assert float(parts[0]) == 0.0 and torch.allclose((parts[0] + parts[1]) / 2, whole, rtol=1e-6)
+    assert all(torch.equal(gen.get_state(), gens[2].get_state()) for gen in gens[:2])
+
+
+def test_the_ema_lives_on_the_models_device() -> None:
+    """AveragedModel makes its step counter on the CPU unless told the device: with G on a GPU the
+    run's end (the weight fingerprint of G, D and the EMA, on every multi-process run) stacked
+    tensors of two devices and failed. "meta" stands in for a GPU (the same device rule)."""
+    from sketchcolor.training.distributed import _fingerprint
+    from sketchcolor.training.loop import build_models
+
+    device = torch.device("meta")
+    models = build_models(load_config(TINY, ["train.ema_decay=0.9"]), device)
+    assert models.ema is not None
+    assert {t.device for t in [*models.ema.parameters(), *models.ema.buffers()]} == {device}
+    prints = _fingerprint([models.generator, models.discriminator, models.ema], device)
+    assert prints.device == device and prints.shape[1] == 3
+
+
+def test_batch_norms_share_their_statistics_over_the_processes(tiny_model_cfg) -> None:
+    """model.norm=batch: G's batch norms become SyncBatchNorm under several processes (the same
+    parameters, buffers and state_dict keys, so the optimizer, the EMA and the checkpoints are
+    unchanged); on CPUs, where SyncBatchNorm does not run, such a run is one error at the start."""
+    from dataclasses import replace
+
+    from sketchcolor.errors import SketchColorError
+    from sketchcolor.training.distributed import World, batch_statistics, check_batch_norm
+
+    g = Colorizer(replace(tiny_model_cfg, norm="batch"))
+    params, keys = list(g.parameters()), list(g.state_dict())
+    assert batch_statistics(World(), g) is g and not any(isinstance(m, torch.nn.SyncBatchNorm) for m in g.modules())
+    two_gpus = World(rank=1, size=2, device=torch.device("cuda", 1))
+    assert batch_statistics(two_gpus, g) is g
+    norms = [m for m in g.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.SyncBatchNorm))]
+    assert norms and all(isinstance(m, torch.nn.SyncBatchNorm) for m in norms)
+    assert all(a is b for a, b in zip(g.parameters(), params, strict=True)) and list(g.state_dict()) == keys
+
+    check_batch_norm(two_gpus, "batch")
+    check_batch_norm(World(rank=0, size=2), "none")
+    check_batch_norm(World(), "batch")
+    with pytest.raises(SketchColorError, match="model.norm=batch in 2 CPU processes"):
+        check_batch_norm(World(rank=0, size=2), "batch")

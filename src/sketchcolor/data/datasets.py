@@ -60,7 +60,10 @@ class ImageFolder(Dataset):
             raise ValueError("one sketch dict per image file is needed")
         self.size = size
         self.cfg = cfg
-        self.bad_files: dict[str, str] = {}
+        self.bad_files: dict[str, str] = {}  # what this process found, with the reasons
+        # which files proved unreadable in any process, in shared memory: DataLoader workers
+        # decode in their own copies of this object, and the run's count must see what they found
+        self.unreadable = torch.zeros(len(self.files), dtype=torch.bool).share_memory_()
         self._cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         # the most bytes of arrays the cache keeps (None: no bound); once full, further pictures
         # are decoded again each time (3-4 ms at 128-256 px, measured), and the cached ones stay
@@ -69,6 +72,10 @@ class ImageFolder(Dataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def unreadable_files(self) -> list[str]:
+        """The files found unreadable so far, by this process or its DataLoader workers."""
+        return [str(f) for f, bad in zip(self.files, self.unreadable.tolist()) if bad]
 
     def cache_bytes_needed(self) -> int:
         """Bytes of arrays the cache holds once every picture is in it: each picture's RGB and
@@ -87,12 +94,13 @@ class ImageFolder(Dataset):
             j = (idx + attempt) % len(self.files)
             if j in self._cache:
                 return self._cache[j]
-            if str(self.files[j]) in self.bad_files:
+            if bool(self.unreadable[j]):
                 continue
             try:
                 item = self._decode(j)
             except ImageError as e:
                 self.bad_files[str(self.files[j])] = str(e)
+                self.unreadable[j] = True
                 log.warning("skipping %s", e)
                 continue
             if self.cfg.cache_images:
@@ -101,7 +109,8 @@ class ImageFolder(Dataset):
                     self._cache[j] = item
                     self._cached_bytes += size
             return item
-        raise SketchColorError("no readable training images: " + "; ".join(list(self.bad_files.values())[:3]))
+        raise SketchColorError("no readable training images: "
+                               + "; ".join(list(self.bad_files.values())[:3] or self.unreadable_files()[:3]))
 
 
 def open_images(data_dir: str | Path, size: int, cfg: DataConfig, split: str, val_fraction: float = 0.0) -> ImageFolder:

@@ -50,7 +50,10 @@ def triplet_loss(
     m = key.shape[1]
     assert correspondence.shape == (b, n), (tuple(correspondence.shape), (b, n))
     valid = correspondence >= 0
-    if not bool(valid.any()) or m < 2:
+    # a shard without valid queries still draws the global batch's negatives when other shards
+    # have some, so that the generator stays in step on every process (its next draws, e.g. the
+    # cross term's directions, must agree); its share of the loss is then 0
+    if (shard.valid == 0 if shard is not None else not bool(valid.any())) or m < 2:
         return query.sum() * 0.0
     scale = 1.0 / math.sqrt(d)
     pos_idx = correspondence.clamp(min=0)  # [B, N]

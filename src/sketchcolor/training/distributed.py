@@ -150,6 +150,15 @@ def all_true(world: World, flag: bool) -> bool:
     return bool(t.item() > 0.5)
 
 
+def any_of(world: World, flags: torch.Tensor) -> torch.Tensor:
+    """Bool ``flags`` or-ed elementwise over the processes, on the CPU (a collective)."""
+    if not world.distributed:
+        return flags
+    t = flags.to(world.device, torch.uint8)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.bool().cpu()
+
+
 def check_all_ready(world: World, error: BaseException | None) -> None:
     """After the set-up each process did alone: re-raise this process's ``error``, or raise one
     line when another process failed, so that no process waits for ever for one that gave up."""
@@ -192,6 +201,28 @@ def local_batch(world: World, global_batch: int) -> int:
     return global_batch // world.size
 
 
+def batch_statistics(world: World, module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with its batch norms (``model.norm=batch``) sharing their statistics over the
+    processes (torch's SyncBatchNorm, in place: the same parameters and buffers, the same
+    state_dict keys), so that N processes normalise over the global batch as one process does;
+    each process would otherwise normalise over its own share, and their running statistics
+    (and the EMA's) would drift apart. SyncBatchNorm runs on GPUs only: a CPU run with batch
+    norms and several processes is refused at the start (:func:`check_batch_norm`)."""
+    if not world.distributed:
+        return module
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+
+
+def check_batch_norm(world: World, norm: str) -> None:
+    """One error when ``model.norm=batch`` would train in several CPU processes (see
+    :func:`batch_statistics`)."""
+    if world.distributed and norm == "batch" and world.device.type == "cpu":
+        raise SketchColorError(
+            f"model.norm=batch in {world.size} CPU processes: each would normalise over its own share of the batch "
+            "(torch's SyncBatchNorm, which shares the statistics, runs on GPUs only); train it in one process or "
+            "on GPUs, or use model.norm=none")
+
+
 def shard_sampler(world: World, dataset: torch.utils.data.Dataset) -> DistributedSampler | None:
     """Rank ``r`` takes examples ``r, r + N, r + 2N, ...`` of the stream (torch's
     DistributedSampler, in order): with a local batch of ``B / N`` its k-th batch is its share of
@@ -226,16 +257,17 @@ def describe_devices(world: World) -> tuple[list[str], int]:
 
 
 @torch.no_grad()
-def _fingerprint(modules: list[torch.nn.Module]) -> torch.Tensor:
+def _fingerprint(modules: list[torch.nn.Module], device: torch.device) -> torch.Tensor:
     """Three float64 numbers per tensor (sum, sum of squares, a position-weighted sum) of every
-    parameter and buffer: equal weights give equal prints, and a change anywhere shows."""
+    parameter and buffer, on ``device`` whatever device each tensor is on: equal weights give
+    equal prints, and a change anywhere shows."""
     rows = []
     for m in modules:
         for t in [*m.parameters(), *m.buffers()]:
-            x = t.detach().double().flatten()
+            x = t.detach().to(device, torch.float64).flatten()
             w = torch.arange(x.numel(), device=x.device, dtype=torch.float64).remainder_(7.0)
             rows.append(torch.stack([x.sum(), (x * x).sum(), (x * w).sum()]))
-    return torch.stack(rows) if rows else torch.zeros(0, 3, dtype=torch.float64)
+    return torch.stack(rows) if rows else torch.zeros(0, 3, dtype=torch.float64, device=device)
 
 
 def divergence(world: World, modules: list[torch.nn.Module]) -> float:
@@ -243,7 +275,7 @@ def divergence(world: World, modules: list[torch.nn.Module]) -> float:
     process holds the same weights, as DDP should keep them; a collective)."""
     if not world.distributed:
         return 0.0
-    mine = _fingerprint(modules).to(world.device)
+    mine = _fingerprint(modules, world.device)
     prints = [torch.empty_like(mine) for _ in range(world.size)]
     dist.all_gather(prints, mine)
     return max(float((p - prints[0]).abs().max()) if p.numel() else 0.0 for p in prints)

@@ -201,7 +201,10 @@ def build_models(cfg: Config, device: torch.device) -> Models:
     discriminator = PatchDiscriminator(cfg.model).to(device, memory_format=fmt)
     ema = None
     if tc.ema_decay > 0:
-        ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True)
+        # device=: AveragedModel makes its n_averaged counter on the CPU otherwise, and a G on a GPU
+        # would then hold tensors on two devices (the end-of-run weight fingerprint stacks them all)
+        ema = AveragedModel(generator, device=device, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay),
+                            use_buffers=True)
     fused = _fused_adam(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=tc.lr_g, betas=(tc.beta1, tc.beta2), fused=fused)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr_d, betas=(tc.beta1, tc.beta2), fused=fused)
@@ -234,7 +237,8 @@ def wrap_for_training(models: Models, cfg: Config, world: World) -> None:
     loaded: DDP broadcasts rank 0's at construction); G's adversarial term calls D unwrapped, as
     D is frozen there and has no gradient to synchronise. Spectral norm's vectors are buffers,
     updated identically on every process from identical weights and broadcast from rank 0 at each
-    forward of the pair all the same; the EMA averages the plain G, identical on every process.
+    forward of the pair all the same; the EMA averages the plain G, identical on every process;
+    G's batch norms (``model.norm=batch``) share their statistics over the processes.
     ``train.compile`` compiles the wrapped modules (DDP first, as torch recommends), except the D
     pair when D's R1 penalty is on (it differentiates a gradient, which compiled graphs do not)."""
     g_step: nn.Module = models.generator
@@ -242,7 +246,7 @@ def wrap_for_training(models: Models, cfg: Config, world: World) -> None:
     d_frozen: nn.Module = models.discriminator
     if world.distributed:
         ids = [world.device.index] if world.device.type == "cuda" else None
-        g_step = DistributedDataParallel(g_step, device_ids=ids)
+        g_step = DistributedDataParallel(distributed.batch_statistics(world, g_step), device_ids=ids)
         d_pair = DistributedDataParallel(d_pair, device_ids=ids)
     if cfg.train.compile:
         g_step, d_frozen = torch.compile(g_step), torch.compile(d_frozen)
@@ -455,13 +459,14 @@ class Run:
     def stop_if_diverged(self, metrics: dict[str, float]) -> None:
         stop_if_diverged(self.cfg, self.out_dir, self.state, metrics)
 
-    def finish(self, images: ImageFolder, summary: dict[str, Any] | None = None) -> Path:
+    def finish(self, bad_files: int, summary: dict[str, Any] | None = None) -> Path:
         """Write model/ (the best validated weights when validation ran, else the last) and
-        summary.json (with ``summary``'s entries added)."""
+        summary.json (with ``summary``'s entries added); ``bad_files``: the unreadable training
+        files the run skipped."""
         self.writer.close()
-        if images.bad_files:
-            log.warning("%d unreadable training file(s) were skipped", len(images.bad_files))
-        meta = {**self.run_meta(), "step": self.state.step, "bad_files": len(images.bad_files)}
+        if bad_files:
+            log.warning("%d unreadable training file(s) were skipped", bad_files)
+        meta = {**self.run_meta(), "step": self.state.step, "bad_files": bad_files}
         weights = self.models.shipped
         best = self.out_dir / "best"
         if self.state.best_step >= 0 and (best / WEIGHTS_NAME).is_file():
@@ -597,6 +602,7 @@ def fit(cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool = F
         with contextlib.ExitStack() as held:
             error: BaseException | None = None
             try:
+                distributed.check_batch_norm(world, cfg.model.norm)
                 # each process holds its share of the batch
                 check_memory(local_config(cfg, world), training=True, device=world.device,
                              processes=distributed.local_processes())
@@ -753,9 +759,11 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
     # a bug): compared once, recorded in summary.json.
     shipped = [models.generator, models.discriminator] + ([models.ema] if models.ema is not None else [])
     drift = distributed.divergence(world, shipped)
-    if drift > 0:
+    if drift > 0 and world.main:
         log.warning("the %d processes ended with different weights (largest fingerprint difference %.3g)", world.size, drift)
-    model_dir = run.finish(images, {"world_size": world.size, "rank_divergence": drift}) if run is not None \
+    # the files any process (or its DataLoader workers) found unreadable
+    bad_files = int(distributed.any_of(world, images.unreadable).sum())
+    model_dir = run.finish(bad_files, {"world_size": world.size, "rank_divergence": drift}) if run is not None \
         else out_dir / "model"
     distributed.barrier(world)  # model/ is written before any process returns its path
     return model_dir
