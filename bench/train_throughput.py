@@ -159,6 +159,8 @@ def profile_step(step: Callable[[], Any], device: torch.device, top: int) -> dic
         sync(device)
     events = prof.key_averages()
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    # the phases' time on the host: on a GPU that is the time to launch their kernels (which run
+    # asynchronously; their work shows where a sync waits for it), so the report says so there
     phases = {e.key: e.cpu_time_total / 1e6 for e in events
               if e.key in ("G forward", "D forward", "D backward + update", "G losses forward", "G backward + update")}
     ops = [e for e in events if e.key.startswith(("aten::", "mkldnn", COMPILED_GRAPH))]
@@ -215,6 +217,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         m = train_step(g, d, models.opt_g, models.opt_d, built, cfg.loss, vgg,
                        torch.Generator().manual_seed(0), tc.grad_clip, d_pair=pair, options=options)
         skipped[0] += int(m.get("skipped", 0))
+        if models.ema is not None and not m.get("skipped"):  # as the training loop does after each update
+            models.ema.update_parameters(models.generator)
 
     models.generator.train()
     models.discriminator.train()
@@ -288,7 +292,8 @@ def report(env: dict[str, Any], by_dtype: dict[str, dict[str, Any]], results: li
                      f"{r['peak_memory_bytes'] / 2**30:.2f} GiB |")
     for r in results:
         p = r["profile"]
-        lines += ["", f"profile of one step, {r['recipe']} / {r['variant']} ({p['op_total_s']:.2f} s in operators): "
+        host = " (phases: host time, kernels asynchronous)" if env["device_type"] == "cuda" else ""
+        lines += ["", f"profile of one step, {r['recipe']} / {r['variant']} ({p['op_total_s']:.2f} s in operators){host}: "
                   + ", ".join(f"{k} {v:.2f} s" for k, v in p["phases_s"].items()),
                   "  by kind: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(p["categories"].items(), key=lambda kv: -kv[1])),
                   "  top operators: " + ", ".join(f"{t['op']} {100 * t['share']:.1f}% ({t['calls']})" for t in p["top"])]
@@ -322,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if device.type == "cpu" and not args.no_malloc_tuning:
         keep_freed_memory()  # the kernels are measured as the training step runs them
-    env = {"device": device_name(device), "torch": torch.__version__, "python": platform.python_version(),
+    env = {"device": device_name(device), "device_type": device.type, "torch": torch.__version__,
+           "python": platform.python_version(),
            "argv": sys.argv, "load_start": os.getloadavg()[0]}
     log("measuring the machine's conv and matmul peaks")
     peaks = measure_peaks(device, torch.float32)

@@ -457,16 +457,22 @@ def test_dataloader_workers_are_counted(tmp_path: Path, monkeypatch: pytest.Monk
     line = str(info.value)
     assert "and 4 DataLoader workers of about 1.6 GiB each (building triplets at data.tps_grid 32)" in line, line
     assert "lower data.num_workers, data.tps_grid or model.image_size" in line and len(line) < 400, line
-    # on a GPU the step is checked against the GPU, the workers against the host, shared by the
-    # machine's processes
+    # on a GPU the step is checked against the GPU (SKETCHCOLOR_MAX_MEMORY), the workers against
+    # the host (SKETCHCOLOR_MAX_HOST_MEMORY), shared by the machine's processes
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # memory_limit reads no GPU here
+    monkeypatch.setenv("SKETCHCOLOR_MAX_HOST_MEMORY", "8G")
     assert check_memory(workers, True, torch.device("cuda")) == estimate_memory(workers, True)
-    with pytest.raises(ConfigError) as info:
-        check_memory(workers, True, torch.device("cuda"), processes=2)
-    line = str(info.value)
-    assert line.startswith("the config's 4 DataLoader workers of about 1.6 GiB each (building triplets at data.tps_grid 32) "
-                           "and the training process need about 6.4 GiB of host memory"), line
-    assert "over the limit of 4.0 GiB (SKETCHCOLOR_MAX_MEMORY, shared by 2 processes)" in line, line
+    for gpu_limit in ("8G", "70G"):  # raising the GPU's limit leaves the host's as it is
+        monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", gpu_limit)
+        with pytest.raises(ConfigError) as info:
+            check_memory(workers, True, torch.device("cuda"), processes=2)
+        line = str(info.value)
+        assert line.startswith("the config's 4 DataLoader workers of about 1.6 GiB each (building triplets at data.tps_grid "
+                               "32) and the training process need about 6.4 GiB of host memory"), line
+        assert "over the limit of 4.0 GiB (SKETCHCOLOR_MAX_HOST_MEMORY, shared by 2 processes)" in line, line
+        assert line.endswith("or set SKETCHCOLOR_MAX_HOST_MEMORY"), line
+    monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "8G")
+    monkeypatch.delenv("SKETCHCOLOR_MAX_HOST_MEMORY")
     # where the step alone is too big, the workers are named beside it
     with pytest.raises(ConfigError) as info:
         check_memory(load_config(default, ["model.image_size=256", "train.batch_size=64", "data.num_workers=4"]), True, cpu)
@@ -500,8 +506,16 @@ def test_picture_caches_share_what_the_limit_leaves(monkeypatch: pytest.MonkeyPa
     four = load_config(default, ["data.num_workers=4"])
     assert picture_cache_limit(four, cpu) == int((left - 4 * worker_bytes(four)) / 4 / 1.6)  # one per worker
     assert picture_cache_limit(alone, cpu, processes=2) == int((4 * 2**30 - estimate_memory(alone, True)) / 1.6)
-    # on a GPU the step's activations are not in the host's memory
-    assert picture_cache_limit(alone, torch.device("cuda")) > picture_cache_limit(alone, cpu)
+    # on a GPU the step's activations are not in the host's memory, whose limit is its own
+    gpu = torch.device("cuda")
+    monkeypatch.setenv("SKETCHCOLOR_MAX_HOST_MEMORY", "8G")
+    assert picture_cache_limit(alone, gpu) == int((8 * 2**30 - (128 << 20)) / 1.6) > picture_cache_limit(alone, cpu)
+    monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "70G")  # the GPU's limit: the caches stay within the host's
+    assert picture_cache_limit(alone, gpu) == int((8 * 2**30 - (128 << 20)) / 1.6)
+    monkeypatch.setenv("SKETCHCOLOR_MAX_HOST_MEMORY", "lots")
+    with pytest.raises(ConfigError, match="SKETCHCOLOR_MAX_HOST_MEMORY='lots' is not an amount of memory"):
+        picture_cache_limit(alone, gpu)
+    monkeypatch.delenv("SKETCHCOLOR_MAX_HOST_MEMORY")
     monkeypatch.setenv("SKETCHCOLOR_MAX_MEMORY", "1G")
     assert picture_cache_limit(load_config(default, ["data.num_workers=30"]), cpu) == 0  # nothing left: no cache
 

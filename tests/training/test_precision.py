@@ -90,6 +90,33 @@ def test_mixed_precision_run_keeps_its_scalers_across_a_resume(tmp_path: Path, s
     assert load_trainer_state(list_checkpoints(tmp_path / "r" / "checkpoints")[-1])["step"] == 2
 
 
+@pytest.mark.filterwarnings("ignore:torch.cuda.amp.GradScaler is enabled, but CUDA is not available")
+def test_auto_precision_asks_for_native_bf16_on_the_gpu_it_trains_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a V100 or T4 (sm 7.x) torch.cuda.is_bf16_supported() says yes (bf16 emulated): auto must
+    pick fp16 with scalers there, and bf16 by name must be refused. No GPU here: torch's two
+    calls stand for one of each kind, and the device asked about is recorded."""
+    import contextlib
+
+    from sketchcolor.errors import SketchColorError
+    asked: list[torch.device] = []
+
+    def on(device: torch.device) -> contextlib.AbstractContextManager[None]:
+        asked.append(device)
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(torch.cuda, "device", on)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    gpu = torch.device("cuda", 1)
+    for native, expected in ((False, torch.float16), (True, torch.bfloat16)):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True, n=native: including_emulation or n)
+        p = choose_precision("auto", gpu)
+        assert p.dtype is expected and (p.scaler_g is not None) == (not native)
+    assert asked and set(asked) == {gpu}
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    with pytest.raises(SketchColorError, match="Tesla T4 does not support bfloat16; use fp16 or auto"):
+        choose_precision("bf16", gpu)
+
+
 def test_auto_precision_is_fp32_on_cpu() -> None:
     assert choose_precision("auto", torch.device("cpu")).dtype is None
     assert choose_precision("bf16", torch.device("cpu")).dtype is torch.bfloat16

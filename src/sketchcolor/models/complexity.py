@@ -57,6 +57,9 @@ def describe(cfg: ModelConfig) -> list[str]:
 
 FLOAT = 4
 MEMORY_ENV = "SKETCHCOLOR_MAX_MEMORY"
+# on a GPU run, the host's own limit (DataLoader workers, picture caches, the training process):
+# MEMORY_ENV bounds the GPU there, and raising it past the GPU check must not free the host's
+HOST_MEMORY_ENV = "SKETCHCOLOR_MAX_HOST_MEMORY"
 OVERHEAD = 128 << 20  # autograd, thread pools and allocator slack of a training process (measured ~60-100 MiB)
 # the pages a forked DataLoader worker writes besides its triplet and cache: 25 MiB private at its
 # start, 40-50 MiB with its first triplets at 128 px (measured)
@@ -259,19 +262,41 @@ def _physical_memory() -> tuple[int | None, str]:
     return total, what
 
 
+def _env_amount(name: str) -> int | None:
+    """The amount of memory in environment variable ``name`` (``8G``, ``512M``, bytes), None when unset."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    try:
+        return parse_amount(raw, binary=True)
+    except ValueError:
+        raise ConfigError(f"{name}={raw[:40]!r} is not an amount of memory (e.g. 8G or 8589934592)") from None
+
+
 def memory_limit(device: torch.device | None = None) -> tuple[int, str]:
-    """(bytes, how it was chosen): ``$SKETCHCOLOR_MAX_MEMORY`` (``8G``, ``512M``, bytes), else
-    80% of a CUDA device's memory when training there, else 80% of the physical memory (or of a
-    container's limit); 16 GiB where none can be read."""
-    raw = os.environ.get(MEMORY_ENV)
-    if raw is not None:
-        try:
-            return parse_amount(raw, binary=True), MEMORY_ENV
-        except ValueError:
-            raise ConfigError(f"{MEMORY_ENV}={raw[:40]!r} is not an amount of memory (e.g. 8G or 8589934592)") from None
+    """(bytes, how it was chosen) of the memory the model runs in: ``$SKETCHCOLOR_MAX_MEMORY``
+    (``8G``, ``512M``, bytes), else 80% of a CUDA device's memory when training there, else 80%
+    of the physical memory (or of a container's limit); 16 GiB where none can be read."""
+    amount = _env_amount(MEMORY_ENV)
+    if amount is not None:
+        return amount, MEMORY_ENV
     if device is not None and device.type == "cuda" and torch.cuda.is_available():
         total = torch.cuda.get_device_properties(device).total_memory
         return int(0.8 * total), f"80% of {torch.cuda.get_device_name(device)}'s memory"
+    return _host_default()
+
+
+def host_limit(device: torch.device | None = None) -> tuple[int, str]:
+    """(bytes, how it was chosen) of the host's memory when the model runs on ``device``: on a
+    CPU that is :func:`memory_limit`; on a GPU, whose limit ``$SKETCHCOLOR_MAX_MEMORY`` sets,
+    ``$SKETCHCOLOR_MAX_HOST_MEMORY``, else 80% of the physical memory."""
+    if device is None or device.type != "cuda":
+        return memory_limit(torch.device("cpu"))
+    amount = _env_amount(HOST_MEMORY_ENV)
+    return (amount, HOST_MEMORY_ENV) if amount is not None else _host_default()
+
+
+def _host_default() -> tuple[int, str]:
     total, what = _physical_memory()
     if total is None:
         return 16 << 30, "a default of 16 GiB"
@@ -297,10 +322,10 @@ def _workers_lower(cfg: Config) -> str:
         "data.num_workers or model.image_size,"
 
 
-def host_share(processes: int) -> tuple[int, str]:
-    """(bytes, how it was chosen): this process's share of the host's :func:`memory_limit` when
-    ``processes`` training processes (torchrun's on this machine) share it."""
-    limit, why = memory_limit(torch.device("cpu"))
+def host_share(processes: int, device: torch.device | None = None) -> tuple[int, str]:
+    """(bytes, how it was chosen): this process's share of the host's :func:`host_limit` (the
+    model on ``device``) when ``processes`` training processes (torchrun's on this machine) share it."""
+    limit, why = host_limit(device)
     if processes > 1:
         return limit // processes, f"{why}, shared by {processes} processes"
     return limit, why
@@ -315,7 +340,7 @@ def picture_cache_limit(cfg: Config, device: torch.device, processes: int = 1) -
     (``LOCAL_WORLD_SIZE``), each with its step (on a GPU only :data:`OVERHEAD`; the CUDA
     runtime's own host memory is not counted, unmeasured) and its workers, shared among the
     caches; 0 when nothing is left."""
-    host, _ = host_share(processes)
+    host, _ = host_share(processes, device)
     step = estimate_memory(cfg, True) if device.type != "cuda" else OVERHEAD
     free = host - step - workers_bytes(cfg)
     return max(0, int(free / max(1, cfg.data.num_workers) / CACHE_SLACK))
@@ -339,16 +364,16 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
     if discriminator and not training:
         need += FLOAT * discriminator_params(cfg.model)
     on_host = device is None or device.type != "cuda"
-    limit, why = host_share(processes) if training and on_host else memory_limit(device)
+    limit, why = host_share(processes, device) if training and on_host else memory_limit(device)
     workers = workers_bytes(cfg) if training else 0
     counted = workers if on_host else 0  # the workers share a CPU's memory with the step
     need += counted
     if workers and not on_host:  # training on a GPU: the workers and this process against the host's memory
-        host, host_why = host_share(processes)
+        host, host_why = host_share(processes, device)
         if workers + OVERHEAD > host:
             raise ConfigError(f"{where + ': ' if where else ''}the config's {_workers_phrase(cfg)} and the training "
                               f"process need about {format_bytes(workers + OVERHEAD)} of host memory, over the limit of "
-                              f"{format_bytes(host)} ({host_why}); lower {_workers_lower(cfg)} or set {MEMORY_ENV}")
+                              f"{format_bytes(host)} ({host_why}); lower {_workers_lower(cfg)} or set {HOST_MEMORY_ENV}")
     if need > limit:
         m = cfg.model
         hw = (m.image_size // m.feature_stride) ** 2

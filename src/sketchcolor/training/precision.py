@@ -40,6 +40,14 @@ class Precision:
                 scaler.load_state_dict(state[key])
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether the CUDA ``device`` computes in bfloat16 natively. ``torch.cuda.is_bf16_supported()``
+    also says yes where bf16 is only emulated (V100, T4: sm 7.x), and asks about the current device,
+    not necessarily this one."""
+    with torch.cuda.device(device):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def choose_precision(setting: str, device: torch.device) -> Precision:
     """``off`` -> fp32; ``bf16`` / ``fp16`` as named (fp16 with scalers); ``auto`` -> bf16 on a CUDA
     device that supports it, fp16 with scalers on an older one, fp32 on a CPU: there bf16 is fast
@@ -49,13 +57,13 @@ def choose_precision(setting: str, device: torch.device) -> Precision:
     kind = device.type
     if setting == "auto":
         if kind == "cuda":
-            setting = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            setting = "bf16" if native_bf16(device) else "fp16"
         else:
             setting = "off"
     if setting == "off":
         return Precision(kind)
     if setting == "bf16":
-        if kind == "cuda" and not torch.cuda.is_bf16_supported():
+        if kind == "cuda" and not native_bf16(device):
             raise SketchColorError(f"train.mixed_precision bf16: {torch.cuda.get_device_name(device)} does not support "
                                    f"bfloat16; use fp16 or auto")
         return Precision(kind, torch.bfloat16)
