@@ -63,6 +63,12 @@ HOST_MEMORY_ENV = "SKETCHCOLOR_MAX_HOST_MEMORY"
 OVERHEAD = 128 << 20  # autograd, thread pools and allocator slack of a training process (measured ~60-100 MiB)
 # the pages a forked DataLoader worker writes besides its triplet and cache: 25 MiB private at its
 # start, 40-50 MiB with its first triplets at 128 px (measured)
+# batches of examples a DataLoader worker accounts for: its peak resident memory grew by 2.3-2.5
+# batches while it assembled them (the examples, and the collated copy it writes into shared
+# memory; 1 worker at 128 px, batches of 32 and 128: +35 and +146 MiB for batches of 15 and
+# 58 MiB), and its prefetch_factor (2) finished batches wait in shared memory (/dev/shm grew
+# by 3 batches, with the main process holding one)
+WORKER_BATCHES = 4.5
 WORKER_OVERHEAD = 64 << 20
 # what a cached picture costs a worker against its arrays' bytes: 127 KiB of private memory an
 # entry for 89 KiB of arrays on average at 128 px (1.43x; 2 workers over 4,800 examples of
@@ -207,17 +213,33 @@ def triplet_build_bytes(cfg: Config) -> int:
     return cfg.train.batch_size * triplet_bytes(cfg) + search
 
 
+def example_bytes(cfg: Config) -> int:
+    """Bytes of one training example as a DataLoader worker sends it: the triplet's sketch,
+    reference and target (float32 planes) and correspondence, or with ``data.augment_on: device``
+    the sketch, picture and flat-color regions with a() and s()'s draws; the region around the
+    drawing where the paper term is on (checked against the examples of ``data/drawings``)."""
+    m = cfg.model
+    pixels = m.image_size * m.image_size
+    around = pixels if cfg.loss.lambda_paper > 0 else 0
+    if cfg.data.augment_on == "device":
+        return FLOAT * 4 * pixels + pixels + around + 1024
+    return FLOAT * 7 * pixels + 8 * (m.image_size // m.feature_stride) ** 2 + around
+
+
 def worker_bytes(cfg: Config) -> int:
     """Bytes one DataLoader worker (``data.num_workers``) adds to the machine's memory, its picture
-    cache aside (:func:`picture_cache_limit`): the pages of the forked process it writes, and the
+    cache aside (:func:`picture_cache_limit`): the pages of the forked process it writes, the
     triplet it builds (:func:`triplet_bytes`; with ``data.augment_on: device`` only the draws and
-    the flat-color regions, counted as the 72 planes). Measured (2 workers, private memory and peak
-    resident growth of each, ``data.cache_images`` off): 40-50 MiB at the default 128 px, grid 4;
-    a peak of about 1.45 GiB at 256 px, grid 32 (1.58 GiB counted)."""
+    the flat-color regions, counted as the 72 planes), and the batches of ``train.batch_size``
+    (this process's share) it assembles and has waiting (:data:`WORKER_BATCHES`). Measured (2
+    workers, private memory and peak resident growth of each, ``data.cache_images`` off): 40-50
+    MiB at the default 128 px, grid 4; a peak of about 1.45 GiB at 256 px, grid 32 (1.58 GiB
+    counted, with the batches 1.64)."""
     m = cfg.model
+    batches = int(WORKER_BATCHES * cfg.train.batch_size * example_bytes(cfg))
     if cfg.data.augment_on == "device":
-        return WORKER_OVERHEAD + FLOAT * 24 * 3 * m.image_size * m.image_size
-    return WORKER_OVERHEAD + triplet_bytes(cfg)
+        return WORKER_OVERHEAD + FLOAT * 24 * 3 * m.image_size * m.image_size + batches
+    return WORKER_OVERHEAD + triplet_bytes(cfg) + batches
 
 
 def estimate_memory(cfg: Config, training: bool) -> int:
