@@ -47,3 +47,24 @@ def test_folder_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
         atomic_dir(final, fail)
     assert sorted(p.name for p in final.iterdir()) == ["y"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_files_written_through_a_temporary_name_get_a_new_files_mode(tmp_path: Path) -> None:
+    """safetensors' save_file makes its files 0600: a model's weights must be as readable as its
+    config.json (the mode any new file gets here)."""
+    import os
+
+    import torch
+    from safetensors.torch import save_file
+
+    from sketchcolor.atomic import FILE_MODE
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert FILE_MODE == 0o666 & ~mask
+    with atomic_path(tmp_path / "w.safetensors") as tmp:
+        save_file({"a": torch.zeros(2)}, str(tmp))
+    text = write_text_atomic(tmp_path / "c.json", "{}")
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == text.stat().st_mode & 0o777 == FILE_MODE
+    folder = atomic_dir(tmp_path / "model", lambda tmp: save_file({"a": torch.zeros(2)}, str(tmp / "m.safetensors")))
+    assert (folder / "m.safetensors").stat().st_mode & 0o777 == FILE_MODE

@@ -21,6 +21,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _file_mode() -> int:
+    """The mode a new file gets here (0o666 less the umask), read once at import: the umask can only
+    be read by setting it, which is not safe once other threads may create files."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def temporary_name(final: str | Path) -> Path:
     """A fresh name beside ``final``: ``.NAME.PID.RANDOM.tmp`` (hidden, unique per process and call)."""
     final = Path(final)
@@ -31,7 +42,9 @@ def temporary_name(final: str | Path) -> Path:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for a library to write to (``save_file``,
     ``PIL.Image.save(tmp, format=...)``, ...); when the block ends without an exception the file is
-    renamed onto ``path``, otherwise it is removed. The parent folder is created if needed.
+    renamed onto ``path``, otherwise it is removed. The parent folder is created if needed. The
+    file gets the mode any new file gets (:data:`FILE_MODE`): safetensors' ``save_file`` makes its
+    files 0600, so others sharing a run folder could read a model's config.json but not its weights.
 
     The temporary name does not end with ``path``'s suffix: writers that choose the format from
     the extension must be told the format."""
@@ -40,6 +53,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = temporary_name(path)
     try:
         yield tmp
+        if tmp.is_file():
+            os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -75,7 +90,8 @@ def _fsync_dir(folder: Path) -> None:
 
 def atomic_dir(final: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_dir)`` on an empty temporary folder beside ``final``, flush its files to
-    disk, then move it to ``final`` (replacing a folder already there); returns ``final``.
+    disk and give them a new file's mode (:data:`FILE_MODE`), then move it to ``final``
+    (replacing a folder already there); returns ``final``.
 
     The temporary folder is ``.NAME.tmp-PID-RANDOM`` (the displaced old one ``.NAME.old-PID-RANDOM``),
     unique per process and call: a process killed mid-write leaves one of those behind, which
@@ -90,6 +106,7 @@ def atomic_dir(final: str | Path, write: Callable[[Path], None]) -> Path:
         for f in tmp.iterdir():  # flush file contents before the rename makes them visible
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(f, FILE_MODE)  # as atomic_path: some writers (safetensors) make their files 0600
         if final.exists():
             old = final.with_name(f".{final.name}.old-{tag}")
             final.rename(old)

@@ -55,11 +55,19 @@ def test_resumed_run_equals_unbroken_run(tmp_path: Path, sample_photos: list[Pat
         assert torch.equal(da[k], db[k]), k
 
 
-def test_run_folder_with_checkpoints_needs_resume(tmp_path: Path, sample_photos: list[Path], small_config) -> None:
+def test_run_folder_with_checkpoints_needs_resume(tmp_path: Path, sample_photos: list[Path], small_config,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    import json
+
     from sketchcolor.errors import SketchColorError
 
     cfg = small_config(*TRAIN, "train.steps=1")
-    fit(cfg, sample_photos[0].parent, tmp_path / "r", progress=False)
+    with caplog.at_level("WARNING"):  # --resume with nothing to resume starts afresh, and says so
+        fit(cfg, sample_photos[0].parent, tmp_path / "r", resume=True, progress=False)
+    assert f"--resume: no checkpoint in {tmp_path / 'r' / 'checkpoints'}; starting a new run there" in caplog.text
+    # no validation: no best score, and summary.json stays strict JSON (no -Infinity)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert summary["best_score"] is None and summary["best_step"] == -1
     with pytest.raises(SketchColorError, match="--resume"):
         fit(cfg, sample_photos[0].parent, tmp_path / "r", progress=False)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import platform
 import subprocess
 import time
@@ -479,7 +480,10 @@ class Run:
         model_dir = save_artifact(self.out_dir / "model", weights, self.cfg, meta)
         write_text_atomic(self.out_dir / "summary.json", json.dumps(
             {"step": self.state.step, "train_seconds": round(self.state.elapsed, 1), "skipped_steps": self.state.skipped,
-             "best_step": self.state.best_step, "best_score": self.state.best_score, **(summary or {})}, indent=2))
+             "best_step": self.state.best_step,
+             # null without a validated step: JSON has no -Infinity (strict readers refuse the file)
+             "best_score": self.state.best_score if math.isfinite(self.state.best_score) else None,
+             **(summary or {})}, indent=2))
         return model_dir
 
 
@@ -655,7 +659,8 @@ def _fit(cfg: Config, data_dir: Path, out_dir: Path, world: World, resume: bool,
             state = init_from(Path(init), cfg, models)
         else:
             if resume and world.main:
-                log.info("nothing to resume in %s; starting fresh", out_dir / "checkpoints")
+                # a warning: a mistyped --out would otherwise start over silently
+                log.warning("--resume: no checkpoint in %s; starting a new run there", out_dir / "checkpoints")
             state = RunState()
     except SketchColorError as e:
         error = e
