@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from sketchcolor import __version__
-from sketchcolor.errors import SketchColorError
+from sketchcolor.errors import SaidElsewhere, SketchColorError
 from sketchcolor.shipped import shipped_path
 
 DEFAULT_WEIGHTS = shipped_path("weights/default")  # in the wheel, or the checkout's (editable install)
@@ -467,6 +467,8 @@ def _run(args: argparse.Namespace) -> int:
     """The command's exit status; errors become one line on stderr."""
     try:
         return args.func(args)
+    except SaidElsewhere:  # another process of the run printed it
+        return 2
     except SketchColorError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

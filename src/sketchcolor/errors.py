@@ -5,6 +5,11 @@ class SketchColorError(Exception):
     """Base class; the CLI prints ``error: <message>`` and exits non-zero."""
 
 
+class SaidElsewhere(SketchColorError):
+    """An error another process of the same run reports already (training under torchrun: rank 0
+    says it once): the CLI exits non-zero without printing it again."""
+
+
 class ImageError(SketchColorError):
     """An image file could not be read or has an unsupported mode."""
 

@@ -209,3 +209,16 @@ def test_batch_norms_share_their_statistics_over_the_processes(tiny_model_cfg) -
     check_batch_norm(World(), "batch")
     with pytest.raises(SketchColorError, match="model.norm=batch in 2 CPU processes"):
         check_batch_norm(World(rank=0, size=2), "batch")
+
+
+def test_a_refusal_the_processes_share_is_printed_once(sample_photos: list[Path], tmp_path: Path) -> None:
+    """Every process refuses the same config; rank 0 alone prints it (N copies used to run
+    together on one line), and the run fails with the CLI's status."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sketchcolor.cli",
+           "train", "--config", str(TINY), "--data", str(sample_photos[0].parent), "--out", str(tmp_path / "run"), "-q",
+           "--set", "train.batch_size=3"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          cwd=ROOT)
+    assert done.returncode != 0
+    assert done.stderr.count("error: train.batch_size 3 is not divisible by the 2 processes") == 1, done.stderr[-3000:]
+    assert not (tmp_path / "run").exists()

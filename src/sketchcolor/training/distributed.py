@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 from sketchcolor.device import pick_device
-from sketchcolor.errors import SketchColorError
+from sketchcolor.errors import SaidElsewhere, SketchColorError
 from sketchcolor.losses.triplet import BatchShard
 
 log = logging.getLogger(__name__)
@@ -161,12 +161,24 @@ def any_of(world: World, flags: torch.Tensor) -> torch.Tensor:
 
 def check_all_ready(world: World, error: BaseException | None) -> None:
     """After the set-up each process did alone: re-raise this process's ``error``, or raise one
-    line when another process failed, so that no process waits for ever for one that gave up."""
-    ok = all_true(world, error is None)
+    line when another process failed, so that no process waits for ever for one that gave up.
+    An error rank 0 reports too, and a non-zero rank's note that another one failed, come as
+    :class:`~sketchcolor.errors.SaidElsewhere` (the CLI exits without printing them): N processes
+    refusing the same config print one line, not N run together."""
+    if not world.distributed:
+        if error is not None:
+            raise error
+        return
+    said: list[object] = [None] * world.size
+    dist.all_gather_object(said, None if error is None else str(error))
     if error is not None:
+        if not world.main and said[0] == str(error):
+            raise SaidElsewhere(str(error)) from error
         raise error
-    if not ok:
-        raise SketchColorError(f"rank {world.rank}: another process of the run failed to start (see its error)")
+    failed = [r for r, m in enumerate(said) if m is not None]
+    if failed:
+        note = f"rank {world.rank}: another process of the run (rank {failed[0]}) failed to start (see its error)"
+        raise SketchColorError(note) if world.main else SaidElsewhere(note)
 
 
 def total(world: World, value: int) -> int:
