@@ -61,14 +61,14 @@ MEMORY_ENV = "SKETCHCOLOR_MAX_MEMORY"
 # MEMORY_ENV bounds the GPU there, and raising it past the GPU check must not free the host's
 HOST_MEMORY_ENV = "SKETCHCOLOR_MAX_HOST_MEMORY"
 OVERHEAD = 128 << 20  # autograd, thread pools and allocator slack of a training process (measured ~60-100 MiB)
-# the pages a forked DataLoader worker writes besides its triplet and cache: 25 MiB private at its
-# start, 40-50 MiB with its first triplets at 128 px (measured)
 # batches of examples a DataLoader worker accounts for: its peak resident memory grew by 2.3-2.5
 # batches while it assembled them (the examples, and the collated copy it writes into shared
 # memory; 1 worker at 128 px, batches of 32 and 128: +35 and +146 MiB for batches of 15 and
 # 58 MiB), and its prefetch_factor (2) finished batches wait in shared memory (/dev/shm grew
 # by 3 batches, with the main process holding one)
 WORKER_BATCHES = 4.5
+# the pages a forked DataLoader worker writes besides its triplet and cache: 25 MiB private at its
+# start, 40-50 MiB with its first triplets at 128 px (measured)
 WORKER_OVERHEAD = 64 << 20
 # what a cached picture costs a worker against its arrays' bytes: 127 KiB of private memory an
 # entry for 89 KiB of arrays on average at 128 px (1.43x; 2 workers over 4,800 examples of
@@ -185,6 +185,11 @@ def _vgg(cfg: Config) -> tuple[int, int]:
     return params, acts
 
 
+def _picture_planes_bytes(cfg: Config) -> int:
+    """The Lab recoloring and the warp of one example: about 24 float pictures (72 planes)."""
+    return FLOAT * 24 * 3 * cfg.model.image_size * cfg.model.image_size
+
+
 def triplet_bytes(cfg: Config) -> int:
     """Bytes building one triplet holds at its peak (a() and the TPS warp, on one example): kornia's
     thin-plate spline keeps about six ``[points, K]`` float tensors (``K = data.tps_grid ** 2``
@@ -195,7 +200,7 @@ def triplet_bytes(cfg: Config) -> int:
     pixels = m.image_size * m.image_size
     probes = (m.image_size // m.feature_stride * PROBE_DENSITY) ** 2
     # the two warps run one after the other: the larger point set is the peak
-    return FLOAT * (6 * max(pixels, probes) * d.tps_grid ** 2 + 24 * 3 * pixels)
+    return FLOAT * 6 * max(pixels, probes) * d.tps_grid ** 2 + _picture_planes_bytes(cfg)
 
 
 def triplet_build_bytes(cfg: Config) -> int:
@@ -235,11 +240,9 @@ def worker_bytes(cfg: Config) -> int:
     workers, private memory and peak resident growth of each, ``data.cache_images`` off): 40-50
     MiB at the default 128 px, grid 4; a peak of about 1.45 GiB at 256 px, grid 32 (1.58 GiB
     counted, with the batches 1.64)."""
-    m = cfg.model
     batches = int(WORKER_BATCHES * cfg.train.batch_size * example_bytes(cfg))
-    if cfg.data.augment_on == "device":
-        return WORKER_OVERHEAD + FLOAT * 24 * 3 * m.image_size * m.image_size + batches
-    return WORKER_OVERHEAD + triplet_bytes(cfg) + batches
+    built = _picture_planes_bytes(cfg) if cfg.data.augment_on == "device" else triplet_bytes(cfg)
+    return WORKER_OVERHEAD + built + batches
 
 
 def estimate_memory(cfg: Config, training: bool) -> int:
@@ -308,14 +311,19 @@ def memory_limit(device: torch.device | None = None) -> tuple[int, str]:
     return _host_default()
 
 
+def host_memory_env(device: torch.device | None = None) -> str:
+    """The variable that bounds the host's memory when the model runs on ``device``: on a CPU
+    ``$SKETCHCOLOR_MAX_MEMORY``; on a GPU, whose limit that sets, ``$SKETCHCOLOR_MAX_HOST_MEMORY``."""
+    return HOST_MEMORY_ENV if device is not None and device.type == "cuda" else MEMORY_ENV
+
+
 def host_limit(device: torch.device | None = None) -> tuple[int, str]:
-    """(bytes, how it was chosen) of the host's memory when the model runs on ``device``: on a
-    CPU that is :func:`memory_limit`; on a GPU, whose limit ``$SKETCHCOLOR_MAX_MEMORY`` sets,
-    ``$SKETCHCOLOR_MAX_HOST_MEMORY``, else 80% of the physical memory."""
-    if device is None or device.type != "cuda":
-        return memory_limit(torch.device("cpu"))
-    amount = _env_amount(HOST_MEMORY_ENV)
-    return (amount, HOST_MEMORY_ENV) if amount is not None else _host_default()
+    """(bytes, how it was chosen) of the host's memory when the model runs on ``device``: the
+    :func:`host_memory_env` variable, else 80% of the physical memory (on a CPU the same as
+    :func:`memory_limit`)."""
+    env = host_memory_env(device)
+    amount = _env_amount(env)
+    return (amount, env) if amount is not None else _host_default()
 
 
 def _host_default() -> tuple[int, str]:
@@ -395,7 +403,7 @@ def check_memory(cfg: Config, training: bool, device: torch.device | None = None
         if workers + OVERHEAD > host:
             raise ConfigError(f"{where + ': ' if where else ''}the config's {_workers_phrase(cfg)} and the training "
                               f"process need about {format_bytes(workers + OVERHEAD)} of host memory, over the limit of "
-                              f"{format_bytes(host)} ({host_why}); lower {_workers_lower(cfg)} or set {HOST_MEMORY_ENV}")
+                              f"{format_bytes(host)} ({host_why}); lower {_workers_lower(cfg)} or set {host_memory_env(device)}")
     if need > limit:
         m = cfg.model
         hw = (m.image_size // m.feature_stride) ** 2

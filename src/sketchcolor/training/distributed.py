@@ -165,12 +165,9 @@ def check_all_ready(world: World, error: BaseException | None) -> None:
     An error rank 0 reports too, and a non-zero rank's note that another one failed, come as
     :class:`~sketchcolor.errors.SaidElsewhere` (the CLI exits without printing them): N processes
     refusing the same config print one line, not N run together."""
-    if not world.distributed:
-        if error is not None:
-            raise error
-        return
-    said: list[object] = [None] * world.size
-    dist.all_gather_object(said, None if error is None else str(error))
+    said: list[object] = [None if error is None else str(error)] * world.size  # each process's error
+    if world.distributed:
+        dist.all_gather_object(said, said[world.rank])
     if error is not None:
         if not world.main and said[0] == str(error):
             raise SaidElsewhere(str(error)) from error

@@ -36,7 +36,7 @@ from sketchcolor.data.io import save_image
 from sketchcolor.data.sources.manifest import manifest_hash
 from sketchcolor.errors import CheckpointError, SketchColorError
 from sketchcolor.models import Colorizer, PatchDiscriminator
-from sketchcolor.models.complexity import HOST_MEMORY_ENV, MEMORY_ENV, check_memory, format_bytes, picture_cache_limit
+from sketchcolor.models.complexity import check_memory, format_bytes, host_memory_env, picture_cache_limit
 from sketchcolor.models.hed_weights import load_vgg16_hed
 from sketchcolor.models.serialization import WEIGHTS_NAME, load_weights, read_config, save_artifact
 from sketchcolor.models.vgg import load_vgg19, resolve_vgg_path
@@ -135,8 +135,7 @@ def bound_cache(images: ImageFolder, cfg: Config, world: World) -> None:
     if full > limit and world.main:
         workers = cfg.data.num_workers
         holders = f"each of the {workers} DataLoader workers" if workers else "this process"
-        env = HOST_MEMORY_ENV if world.device.type == "cuda" else MEMORY_ENV
-        more = "fewer data.num_workers keep more" if workers > 1 else f"{env} sets the limit"
+        more = "fewer data.num_workers keep more" if workers > 1 else f"{host_memory_env(world.device)} sets the limit"
         log.warning("data.cache_images: %s keeps at most %s of decoded pictures, %d%% of the %d training pictures' %s; "
                     "the others are decoded again each time they come up (%s)",
                     holders, format_bytes(limit), 100 * limit // full, len(images), format_bytes(full), more)
